@@ -1,0 +1,337 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+)
+
+// Operator is a user of the operator port (the `nats` CLI).
+type Operator struct {
+	User     string
+	Password string
+}
+
+// NodeConfig configures one node. The zero value of an optional field
+// means its documented default.
+type NodeConfig struct {
+	// Name is the node's server name, unique in the cluster.
+	Name string
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+
+	// OperatorListen is host:port of the NATS client port for operators;
+	// empty disables it. OperatorTLS is required when it is set.
+	OperatorListen string
+	OperatorTLS    *tls.Config
+	Operators      []Operator
+
+	// ClusterName, ClusterListen and Routes make the node part of a
+	// cluster; without routes it is a single node. ClusterTLS secures the
+	// routes (mutual TLS).
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	ClusterTLS    *tls.Config
+
+	MaxStore  int64
+	MaxMemory int64
+	// SyncInterval is how often JetStream fsyncs; 0 means fsync every
+	// write (the default, which favours not losing acknowledged events).
+	SyncInterval time.Duration
+
+	// LameDuck is how long a graceful shutdown spreads the closing of
+	// operator connections over; default 2s.
+	LameDuck time.Duration
+	Logger   *slog.Logger
+}
+
+// Clustered reports whether the node has routes to peers.
+func (c *NodeConfig) Clustered() bool { return len(c.Routes) > 0 }
+
+// Node is one mevents node: an embedded NATS server with JetStream and the
+// in-process connection the application uses.
+type Node struct {
+	cfg    NodeConfig
+	log    *slog.Logger
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	opened atomic.Bool // set once Open succeeded
+	closed atomic.Bool
+
+	mu       sync.Mutex // serialises registry application
+	registry atomic.Pointer[Registry]
+}
+
+// NewNode returns a node that is not started yet: Open starts it.
+func NewNode(cfg NodeConfig) *Node {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "mevents"
+	}
+	if cfg.LameDuck == 0 {
+		cfg.LameDuck = 2 * time.Second
+	}
+	return &Node{cfg: cfg, log: cfg.Logger.With("component", "broker")}
+}
+
+// Open starts the embedded NATS server, waits until JetStream has a meta
+// leader (in a cluster: until a quorum of peers is up) or ctx ends, and
+// connects in process.
+func (n *Node) Open(ctx context.Context) error {
+	opts, appUser, err := n.serverOptions()
+	if err != nil {
+		return err
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("create nats server: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{log: n.cfg.Logger.With("component", "nats")}, false, false, false)
+	n.srv = srv
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return errors.New("nats server did not start listening within 30s")
+	}
+	if err := n.waitMeta(ctx); err != nil {
+		srv.Shutdown()
+		return err
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("mevents-"+n.cfg.Name),
+		nats.Nkey(appUser.pub, appUser.sign), nats.MaxReconnects(-1))
+	if err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("connect in process: %w", err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	n.nc, n.js = nc, js
+	n.opened.Store(true)
+	n.log.Info("node ready", "name", n.cfg.Name, "clustered", n.cfg.Clustered())
+	return nil
+}
+
+// waitMeta polls until the JetStream meta group has a leader.
+func (n *Node) waitMeta(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := n.srv.Healthz(&server.HealthzOptions{JSMetaOnly: true})
+		if st.StatusCode == 0 || st.StatusCode == 200 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a JetStream meta leader: %s: %w", st.Error, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Ready reports nil when JetStream is current, its meta leader is known and
+// this node's streams are healthy; otherwise a reason.
+func (n *Node) Ready() error {
+	if !n.opened.Load() || n.closed.Load() {
+		return errors.New("node not running")
+	}
+	st := n.srv.Healthz(nil)
+	if st.StatusCode != 0 && st.StatusCode != 200 {
+		return errors.New(st.Error)
+	}
+	return nil
+}
+
+// Close shuts the node down gracefully: lame duck mode hands JetStream
+// leadership to peers and closes operator connections, then the server
+// stops. Close blocks until the server has shut down.
+func (n *Node) Close() error {
+	if n.srv == nil || n.closed.Swap(true) {
+		return nil
+	}
+	if n.nc != nil {
+		// Flush what was published; the application stopped publishing before.
+		_ = n.nc.Drain()
+	}
+	n.srv.LameDuckShutdown()
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	return nil
+}
+
+type inProcessUser struct {
+	pub  string
+	sign nats.SignatureHandler
+}
+
+// serverOptions builds the NATS server options: an application account
+// with JetStream, the system account, operator users (TLS only) and an
+// nkey user that may only connect in process.
+func (n *Node) serverOptions() (*server.Options, inProcessUser, error) {
+	c := n.cfg
+	opts := &server.Options{}
+	// Accounts are declared in configuration syntax because that is the
+	// only way to give an account JetStream limits.
+	if err := opts.ProcessConfigString(`
+accounts: {
+  APP: { jetstream: enabled }
+  SYS: {}
+}
+system_account: SYS
+`); err != nil {
+		return nil, inProcessUser{}, fmt.Errorf("nats accounts: %w", err)
+	}
+	var app, sys *server.Account
+	for _, a := range opts.Accounts {
+		switch a.Name {
+		case "APP":
+			app = a
+		case "SYS":
+			sys = a
+		}
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, inProcessUser{}, fmt.Errorf("in-process identity: %w", err)
+	}
+	pub, _ := kp.PublicKey()
+	opts.Nkeys = []*server.NkeyUser{{
+		Nkey:                   pub,
+		Account:                app,
+		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}},
+	}}
+	for _, o := range c.Operators {
+		opts.Users = append(opts.Users,
+			&server.User{Username: o.User, Password: o.Password, Account: app,
+				AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}}},
+			// The same operator in the system account, for server reports.
+			&server.User{Username: o.User + "-sys", Password: o.Password, Account: sys,
+				AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}}})
+	}
+
+	opts.ServerName = c.Name
+	opts.NoSigs = true
+	opts.NoLog = false
+	opts.JetStream = true
+	opts.StoreDir = c.StoreDir
+	opts.JetStreamMaxStore = c.MaxStore
+	opts.JetStreamMaxMemory = c.MaxMemory
+	if c.SyncInterval > 0 {
+		opts.SyncInterval = c.SyncInterval
+	} else {
+		opts.SyncAlways = true
+	}
+	opts.LameDuckDuration = c.LameDuck
+	opts.LameDuckGracePeriod = -c.LameDuck / 2 // negative: see nats-server lameDuckMode
+	opts.MaxPayload = 8 << 20
+
+	switch {
+	case c.OperatorListen == "" && !c.Clustered():
+		opts.DontListen = true
+	case c.OperatorListen == "":
+		// nats-server starts routing only after its client listener is up
+		// (Server.Start), so a clustered node without an operator port
+		// listens on a random loopback port where no user can log in: the
+		// only users are operators (none here) and the in-process identity.
+		opts.Host, opts.Port = "127.0.0.1", -1
+	default:
+		host, port, err := splitHostPort(c.OperatorListen)
+		if err != nil {
+			return nil, inProcessUser{}, fmt.Errorf("operator listen: %w", err)
+		}
+		opts.Host, opts.Port = host, port
+		if c.OperatorTLS == nil {
+			return nil, inProcessUser{}, errors.New("operator port needs TLS")
+		}
+		opts.TLSConfig = c.OperatorTLS
+		opts.TLS = true
+		opts.TLSTimeout = 5
+	}
+
+	if c.Clustered() {
+		host, port, err := splitHostPort(c.ClusterListen)
+		if err != nil {
+			return nil, inProcessUser{}, fmt.Errorf("cluster listen: %w", err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.ClusterName, Host: host, Port: port,
+			TLSConfig: c.ClusterTLS, TLSTimeout: 5}
+		for _, r := range c.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, inProcessUser{}, fmt.Errorf("route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	return opts, inProcessUser{pub: pub, sign: kp.Sign}, nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", ps, err)
+	}
+	if port == 0 {
+		port = -1 // nats-server: -1 picks a free port
+	}
+	return host, port, nil
+}
+
+// OperatorAddr returns the address the operator port listens on, or "".
+func (n *Node) OperatorAddr() string {
+	if n.srv == nil || n.cfg.OperatorListen == "" {
+		return ""
+	}
+	if a := n.srv.Addr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// ClusterAddr returns the address the route port listens on, or "".
+func (n *Node) ClusterAddr() string {
+	if n.srv == nil || !n.cfg.Clustered() {
+		return ""
+	}
+	if a := n.srv.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// Name returns the node's server name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// natsLogger adapts slog to nats-server's logger.
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any)  {}

@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Naming of streams and subjects. Every event type has one stream:
+//
+//	stream   EV_<type with "." replaced by "_">     md.gov.person.registered → EV_md_gov_person_registered
+//	subjects ev.<type>.<partition>                   events:      ev.md.gov.person.registered.7
+//	         evtest.<client>.<type>.<partition>      test events: evtest.demo-consumer.md.gov.person.registered.7
+//
+// Type names are dot-separated tokens of [A-Za-z0-9_-] (checked when the
+// registry is loaded, which also rejects two types with one stream name), so
+// a subject of one type never matches the subjects of another: the subjects
+// of two types have different token counts or differ in a literal token.
+
+// StreamName returns the name of the stream of event type t.
+func StreamName(t string) string { return "EV_" + strings.ReplaceAll(t, ".", "_") }
+
+// Subject returns the subject an event of type t in partition p is stored
+// under; testFor, when not empty, is the client a test event belongs to.
+func Subject(t string, p int, testFor string) string {
+	if testFor != "" {
+		return "evtest." + testFor + "." + t + "." + strconv.Itoa(p)
+	}
+	return "ev." + t + "." + strconv.Itoa(p)
+}
+
+func streamSubjects(t string) []string {
+	return []string{"ev." + t + ".*", "evtest.*." + t + ".*"}
+}
+
+// Partition returns the partition (0…Partitions-1) of a partition key:
+// FNV-1a 32-bit of the key's UTF-8 bytes, modulo Partitions. It equals
+// nats-server's partition(12, …) subject mapping function.
+func Partition(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % Partitions)
+}
+
+func (n *Node) streamConfig(t *EventType) jetstream.StreamConfig {
+	replicas := t.Replicas
+	if replicas == 0 {
+		replicas = DefaultReplicas
+	}
+	if !n.cfg.Clustered() {
+		replicas = 1
+	}
+	retention, dedup := t.Retention, t.DedupWindow
+	if retention == 0 {
+		retention = DefaultRetention
+	}
+	if dedup == 0 {
+		dedup = DefaultDedupWindow
+	}
+	if dedup > retention {
+		dedup = retention
+	}
+	return jetstream.StreamConfig{
+		Name:        StreamName(t.Name),
+		Description: "mevents event type " + t.Name,
+		Subjects:    streamSubjects(t.Name),
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxAge:      retention,
+		Duplicates:  dedup,
+		Discard:     jetstream.DiscardOld,
+		Retention:   jetstream.LimitsPolicy,
+		AllowDirect: true,
+	}
+}
+
+// ApplyRegistry makes reg the node's registry: it creates the stream of
+// every new event type and updates changed ones. Streams of types that left
+// the registry are kept (their events stay until retention) and logged. On
+// error the previous registry stays in force.
+func (n *Node) ApplyRegistry(ctx context.Context, reg *Registry) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := range reg.Types {
+		if err := n.ensureStream(ctx, &reg.Types[i]); err != nil {
+			return err
+		}
+	}
+	n.registry.Store(reg)
+	return nil
+}
+
+// Registry returns the registry in force, or nil before ApplyRegistry.
+func (n *Node) Registry() *Registry { return n.registry.Load() }
+
+func (n *Node) ensureStream(ctx context.Context, t *EventType) error {
+	want := n.streamConfig(t)
+	// Nodes of a cluster apply the same registry at the same time; a
+	// create that loses the race is retried as an update.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var s jetstream.Stream
+		s, err = n.js.Stream(ctx, want.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = n.js.CreateStream(ctx, want)
+			if err == nil {
+				n.log.Info("stream created", "stream", want.Name, "type", t.Name, "replicas", want.Replicas)
+				return nil
+			}
+		case err == nil:
+			have := s.CachedInfo().Config
+			if sameStream(have, want) {
+				return nil
+			}
+			_, err = n.js.UpdateStream(ctx, want)
+			if err == nil {
+				n.log.Info("stream updated", "stream", want.Name, "type", t.Name)
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return fmt.Errorf("stream %s for event type %s: %w", want.Name, t.Name, err)
+}
+
+func sameStream(a, b jetstream.StreamConfig) bool {
+	return a.Replicas == b.Replicas && a.MaxAge == b.MaxAge && a.Duplicates == b.Duplicates &&
+		a.Description == b.Description && strings.Join(a.Subjects, " ") == strings.Join(b.Subjects, " ")
+}
