@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents/broker"
+)
+
+// Media types of the produce endpoints.
+const (
+	typeStructured = "application/cloudevents+json"
+	typeBatch      = "application/cloudevents-batch+json"
+)
+
+// accepted is the body of a 202 answer.
+type accepted struct {
+	Count int      `json:"count"`
+	IDs   []string `json:"ids"`
+}
+
+// postEvents handles POST /v1/events and, with test set, POST
+// /v1/test-events: parse, authorize, validate every event, then store all
+// of them or none.
+func (s *Server) postEvents(test bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		cl, cat := clientOf(c), catalogOf(c)
+		body, err := readBody(c.Request)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		events, problems, err := parseRequest(c.Request, body)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Set(keyEvents, len(events))
+		problems = append(problems, cat.check(cl, test, events, problems)...)
+		if len(problems) > 0 {
+			sortProblems(problems)
+			s.failWith(c, &broker.Error{Code: problemsCode(problems),
+				Message: fmt.Sprintf("%d of %d events rejected; no event of this request was stored", rejected(problems), len(events))}, problems)
+			return
+		}
+		if tp := c.GetHeader("traceparent"); tp != "" {
+			for i := range events {
+				if _, ok := events[i].Attr("traceparent"); !ok {
+					events[i].SetStringAttr("traceparent", tp)
+					if ts := c.GetHeader("tracestate"); ts != "" {
+						events[i].SetStringAttr("tracestate", ts)
+					}
+				}
+			}
+		}
+		if err := s.broker.Publish(c.Request.Context(), broker.Publication{Producer: cl.ID, Test: test, Events: events}); err != nil {
+			s.fail(c, err)
+			return
+		}
+		ids := make([]string, len(events))
+		for i := range events {
+			ids[i] = events[i].ID
+		}
+		c.JSON(http.StatusAccepted, accepted{Count: len(events), IDs: ids})
+	}
+}
+
+// readBody reads at most broker.MaxRequestSize bytes of the request body.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > broker.MaxRequestSize {
+		return nil, tooLarge()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, broker.MaxRequestSize))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge()
+	case err != nil:
+		return nil, &broker.Error{Code: broker.CodeInvalid, Message: "could not read the request body", Err: err}
+	}
+	return body, nil
+}
+
+func tooLarge() error {
+	return broker.Errorf(broker.CodeTooLarge, "request body over %d bytes (1 MiB)", broker.MaxRequestSize)
+}
+
+// parseRequest reads the events of a request in the mode its Content-Type
+// selects. The error is for a request that is not a CloudEvents request at
+// all; problems are per event.
+func parseRequest(r *http.Request, body []byte) ([]broker.Event, []broker.Problem, error) {
+	ct := r.Header.Get("Content-Type")
+	mt := mediaType(ct)
+	switch {
+	case mt == typeStructured:
+		e, problems := broker.ParseEvent(body, 0)
+		return []broker.Event{e}, problems, nil
+	case mt == typeBatch:
+		events, problems := broker.ParseBatch(body)
+		return events, problems, nil
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		return nil, nil, broker.Errorf(broker.CodeUnsupported,
+			"unsupported event format %q: use %s or %s", ct, typeStructured, typeBatch)
+	case hasCEHeaders(r.Header):
+		e, problems := parseBinary(r.Header, body)
+		return []broker.Event{e}, problems, nil
+	default:
+		return nil, nil, broker.Errorf(broker.CodeUnsupported,
+			"unsupported media type %q: send %s, %s, or an event in binary mode with ce- headers", ct, typeStructured, typeBatch)
+	}
+}
+
+func hasCEHeaders(h http.Header) bool {
+	for k := range h {
+		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") {
+			return true
+		}
+	}
+	return false
+}
+
+// check authorizes and validates the events that parsed without problems
+// and returns their problems.
+func (cat *Catalog) check(cl *broker.Client, test bool, events []broker.Event, parsed []broker.Problem) []broker.Problem {
+	bad := make(map[int]bool, len(parsed))
+	for _, p := range parsed {
+		bad[p.Index] = true
+	}
+	var problems []broker.Problem
+	for i := range events {
+		if bad[i] {
+			continue
+		}
+		problems = append(problems, cat.checkEvent(cl, test, i, &events[i])...)
+	}
+	return problems
+}
+
+func (cat *Catalog) checkEvent(cl *broker.Client, test bool, i int, e *broker.Event) []broker.Problem {
+	p := broker.Problem{Index: i, ID: e.ID, Pointer: "/type"}
+	t := cat.reg.Type(e.Type)
+	switch {
+	case t == nil:
+		p.Keyword, p.Code = "type", broker.CodeForbidden
+		p.Message = fmt.Sprintf("event type %q is not registered", e.Type)
+		return []broker.Problem{p}
+	case test && !cl.MayConsume(e.Type):
+		p.Keyword, p.Code = "consume", broker.CodeForbidden
+		p.Message = fmt.Sprintf("client %s may not send test events of type %q: it is not routed to it", cl.ID, e.Type)
+		return []broker.Problem{p}
+	case !test && !cl.MayProduce(e.Type):
+		p.Keyword, p.Code = "produce", broker.CodeForbidden
+		p.Message = fmt.Sprintf("client %s may not produce events of type %q", cl.ID, e.Type)
+		return []broker.Problem{p}
+	}
+	if size, limit := eventSize(e), t.MaxEventSize; limit > 0 && int64(size) > limit {
+		p.Pointer, p.Keyword, p.Code = "", "maxEventSize", broker.CodeTooLarge
+		p.Message = fmt.Sprintf("event of %d bytes is over the limit of type %q (%d bytes)", size, e.Type, limit)
+		return []broker.Problem{p}
+	}
+	if !e.DataIsJSON() || e.DataBase64 != "" {
+		p.Pointer, p.Keyword, p.Code = "/datacontenttype", "datacontenttype", broker.CodeUnsupported
+		p.Message = fmt.Sprintf("event type %q carries JSON data; datacontenttype %q with binary data is not accepted",
+			e.Type, e.StringAttr("datacontenttype"))
+		return []broker.Problem{p}
+	}
+	return cat.validateData(i, e)
+}
+
+// eventSize is the size of the event in structured JSON, near enough: the
+// sum of its attributes and its data.
+func eventSize(e *broker.Event) int {
+	n := 2 + len(e.Data) + len(e.DataBase64) + 16
+	for _, a := range e.Attrs {
+		n += len(a.Name) + len(a.Value) + 4
+	}
+	return n
+}
+
+// problemsCode is the status class of a rejected request: the one code all
+// problems share, or "invalid" when they differ.
+func problemsCode(problems []broker.Problem) broker.Code {
+	code := problems[0].Code
+	for _, p := range problems[1:] {
+		if p.Code != code {
+			return broker.CodeInvalid
+		}
+	}
+	if code == "" {
+		return broker.CodeInvalid
+	}
+	return code
+}
+
+func rejected(problems []broker.Problem) int {
+	seen := make(map[int]bool)
+	for _, p := range problems {
+		seen[p.Index] = true
+	}
+	return len(seen)
+}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Readiness is what the ops listener asks the broker.
+type Readiness interface {
+	// Ready returns nil when the node can serve, or why not.
+	Ready() error
+}
+
+// Ops is the operations listener: plain HTTP on its own address, serving
+// /healthz (the process is alive) and /readyz (the node can serve).
+type Ops struct {
+	listen string
+	ready  Readiness
+	log    *slog.Logger
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{}
+}
+
+// NewOps returns an ops listener for addr; Open starts it.
+func NewOps(addr string, r Readiness, log *slog.Logger) *Ops {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Ops{listen: addr, ready: r, log: log.With("component", "ops"), done: make(chan struct{})}
+}
+
+// Open listens and serves in the background until Close.
+func (o *Ops) Open(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("ops listen: %w", err)
+	}
+	o.ln = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := o.ready.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"status\":\"unavailable\",\"reason\":%q}\n", err.Error())
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		defer close(o.done)
+		if err := o.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.log.Error("ops listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address the listener listens on.
+func (o *Ops) Addr() string {
+	if o.ln == nil {
+		return ""
+	}
+	return o.ln.Addr().String()
+}
+
+// Close stops the listener and waits for it.
+func (o *Ops) Close(ctx context.Context) error {
+	if o.srv == nil {
+		return nil
+	}
+	err := o.srv.Shutdown(ctx)
+	<-o.done
+	return err
+}

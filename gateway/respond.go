@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents/broker"
+)
+
+// codeMethodNotAllowed is a code only the router produces.
+const codeMethodNotAllowed broker.Code = "method_not_allowed"
+
+// status maps an error code to its HTTP status: the one place that does.
+func status(code broker.Code) int {
+	switch code {
+	case broker.CodeInvalid:
+		return http.StatusBadRequest
+	case broker.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case broker.CodeForbidden:
+		return http.StatusForbidden
+	case broker.CodeNotFound:
+		return http.StatusNotFound
+	case codeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case broker.CodeConflict:
+		return http.StatusConflict
+	case broker.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case broker.CodeUnsupported:
+		return http.StatusUnsupportedMediaType
+	case broker.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case broker.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case broker.CodeInsufficient:
+		return http.StatusInsufficientStorage
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// problem is an RFC 9457 problem detail.
+type problem struct {
+	Type      string           `json:"type"`
+	Title     string           `json:"title"`
+	Status    int              `json:"status"`
+	Detail    string           `json:"detail"`
+	RequestID string           `json:"requestId"`
+	Errors    []broker.Problem `json:"errors,omitempty"`
+}
+
+const problemJSON = "application/problem+json"
+
+// Context keys.
+const (
+	keyRequestID = "mevents.requestID"
+	keyClient    = "mevents.client"
+	keyCatalog   = "mevents.catalog"
+	keyEvents    = "mevents.events"
+	keyErr       = "mevents.err"
+)
+
+// fail answers with err as problem+json and aborts the request. Internal
+// errors reach the client as "internal error"; the cause is logged once,
+// by the access log.
+func (s *Server) fail(c *gin.Context, err error) {
+	s.failWith(c, err, nil)
+}
+
+// failWith is fail with a list of per-event problems.
+func (s *Server) failWith(c *gin.Context, err error, problems []broker.Problem) {
+	code := broker.ErrorCode(err)
+	st := status(code)
+	if st == http.StatusServiceUnavailable || st == http.StatusTooManyRequests {
+		if c.Writer.Header().Get("Retry-After") == "" {
+			c.Header("Retry-After", "5")
+		}
+	}
+	c.Set(keyErr, err)
+	c.Header("Content-Type", problemJSON)
+	c.AbortWithStatusJSON(st, problem{
+		Type:      "urn:mevents:error:" + string(code),
+		Title:     http.StatusText(st),
+		Status:    st,
+		Detail:    broker.ErrorMessage(err),
+		RequestID: c.GetString(keyRequestID),
+		Errors:    problems,
+	})
+}
+
+// recover turns a panic into a 500 with a request id; the panic is logged.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic in handler", "panic", r, "path", c.Request.URL.Path, "requestId", c.GetString(keyRequestID))
+			if !c.Writer.Written() {
+				s.fail(c, broker.Errorf(broker.CodeInternal, "internal error"))
+			}
+		}
+	}()
+	c.Next()
+}
+
+// accessLog assigns the request id and writes one log line per request.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	id := newRequestID()
+	c.Set(keyRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+
+	attrs := []slog.Attr{
+		slog.String("requestId", id),
+		slog.String("method", c.Request.Method),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", c.Writer.Status()),
+		slog.Duration("latency", time.Since(start)),
+		slog.String("proto", c.Request.Proto),
+	}
+	if cl, ok := c.Get(keyClient); ok {
+		attrs = append(attrs, slog.String("client", cl.(*broker.Client).ID))
+	}
+	if n, ok := c.Get(keyEvents); ok {
+		attrs = append(attrs, slog.Int("events", n.(int)))
+	}
+	if tp := c.GetHeader("traceparent"); len(tp) >= 35 {
+		attrs = append(attrs, slog.String("traceId", tp[3:35]))
+	}
+	level := slog.LevelInfo
+	if v, ok := c.Get(keyErr); ok {
+		err := v.(error)
+		attrs = append(attrs, slog.String("err", err.Error()))
+		if broker.ErrorCode(err) == broker.CodeInternal || broker.ErrorCode(err) == broker.CodeUnavailable {
+			level = slog.LevelError
+		}
+	}
+	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents/broker"
+)
+
+// Broker is what the gateway needs from the broker.
+type Broker interface {
+	// Publish stores the events of one request; see broker.Node.Publish.
+	Publish(ctx context.Context, p broker.Publication) error
+}
+
+// TLSFiles names the PEM files of the API's TLS setup.
+type TLSFiles struct {
+	Cert, Key string
+	// ClientCA holds the CA certificates client certificates must chain to.
+	ClientCA string
+}
+
+// Config configures a Server.
+type Config struct {
+	// Listen is host:port of the API (":0" picks a free port).
+	Listen string
+	TLS    TLSFiles
+	Logger *slog.Logger
+}
+
+// Server is the HTTPS API. New does no I/O; Open listens; Close stops.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	broker Broker
+
+	catalog atomic.Pointer[Catalog]
+	tls     atomic.Pointer[tls.Config]
+
+	handler http.Handler
+	http    *http.Server
+	ln      net.Listener
+	done    chan struct{}
+	closeMu sync.Once
+}
+
+// New returns a server that publishes through b. It serves nothing until
+// SetCatalog has been called and Open has run.
+func New(cfg Config, b Broker) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), broker: b, done: make(chan struct{})}
+	s.handler = s.routes()
+	return s
+}
+
+// SetCatalog makes c the registry the gateway authorizes and validates
+// with; it applies to the next request.
+func (s *Server) SetCatalog(c *Catalog) { s.catalog.Store(c) }
+
+// Handler returns the API's HTTP handler (for tests that bring their own
+// server).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// ReloadTLS reads the certificate, key and client CA files again; the new
+// ones apply to the next TLS handshake. On error the old ones stay.
+func (s *Server) ReloadTLS() error {
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("api certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(s.cfg.TLS.ClientCA)
+	if err != nil {
+		return fmt.Errorf("api client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("api client CA %s: no PEM certificates", s.cfg.TLS.ClientCA)
+	}
+	s.tls.Store(&tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		// Without h2 here HTTP/2 silently turns off: this config replaces
+		// the one http.Server prepares.
+		NextProtos: []string{"h2", "http/1.1"},
+	})
+	return nil
+}
+
+// Open loads the TLS files, listens and serves in the background until
+// Close.
+func (s *Server) Open(ctx context.Context) error {
+	if err := s.ReloadTLS(); err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("api listen: %w", err)
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return s.tls.Load(), nil
+			},
+		},
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("api server stopped", "err", err)
+		}
+	}()
+	s.log.Info("api listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the API listens on.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Close stops accepting requests and waits for in-flight ones to finish
+// until ctx ends, then closes the rest.
+func (s *Server) Close(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	var err error
+	s.closeMu.Do(func() {
+		err = s.http.Shutdown(ctx)
+		if err != nil {
+			_ = s.http.Close()
+		}
+		<-s.done
+	})
+	return err
+}
+
+func (s *Server) routes() http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = false
+	r.Use(s.recover, s.accessLog)
+	r.NoRoute(func(c *gin.Context) {
+		s.fail(c, broker.Errorf(broker.CodeNotFound, "no such resource: %s", c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		s.fail(c, &broker.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
+	})
+
+	v1 := r.Group("/v1", s.authenticate)
+	v1.POST("/events", s.postEvents(false))
+	v1.POST("/test-events", s.postEvents(true))
+	return r
+}
