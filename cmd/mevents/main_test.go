@@ -1,0 +1,374 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/config"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// runMain serves cfg until the test ends and returns the running Main.
+func runMain(t *testing.T, cfg *config.Node, ready func(*Main)) *Main {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *Main, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, testLogger(t), func(m *Main) {
+			if ready != nil {
+				ready(m)
+			}
+			started <- m
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve %s: %v", cfg.Node.Name, err)
+		}
+	})
+	select {
+	case m := <-started:
+		return m
+	case err := <-done:
+		t.Fatalf("serve %s: %v", cfg.Node.Name, err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %s did not start", cfg.Node.Name)
+	}
+	return nil
+}
+
+// TestDev creates a development system, serves it on free ports and runs
+// the curl commands it prints, exactly as printed.
+func TestDev(t *testing.T) {
+	dir := t.TempDir()
+	created, err := writeDevSystem(dir)
+	if err != nil || !created {
+		t.Fatalf("writeDevSystem: created=%v err=%v", created, err)
+	}
+	if again, err := writeDevSystem(dir); err != nil || again {
+		t.Fatalf("second writeDevSystem: created=%v err=%v, want reuse", again, err)
+	}
+	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.JetStream.Sync = config.Sync(time.Minute)
+	var help syncBuffer
+	m := runMain(t, cfg, func(m *Main) { printDevHelp(&help, dir, m) })
+
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed: the printed commands are not run")
+	}
+	var commands []string
+	lines := strings.Split(help.String(), "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		if !strings.HasPrefix(line, "curl ") {
+			continue
+		}
+		for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+			i++
+			line = strings.TrimSuffix(line, `\`) + " " + strings.TrimSpace(lines[i])
+		}
+		commands = append(commands, line)
+	}
+	if len(commands) < 4 {
+		t.Fatalf("printed %d curl commands:\n%s", len(commands), help.String())
+	}
+	for _, c := range commands {
+		out, err := exec.Command("bash", "-c", c+" -sS -w '\n%{http_code}'").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		code := lines[len(lines)-1]
+		want := "202"
+		switch {
+		case strings.Contains(c, "readyz"):
+			want = "200"
+		case strings.Contains(c, "invalid"):
+			want = "400"
+		}
+		if code != want {
+			t.Fatalf("%s\nanswered %s, want %s:\n%s", c, code, want, out)
+		}
+	}
+	if !strings.Contains(help.String(), "nats context save") {
+		t.Fatalf("no nats CLI line in:\n%s", help.String())
+	}
+	_ = m
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// clusterConfigs writes a PKI and a registry into dir and returns the
+// configurations of size nodes routed to each other over mutual TLS.
+func clusterConfigs(t *testing.T, dir string, size int) []*config.Node {
+	t.Helper()
+	pki := filepath.Join(dir, "pki")
+	if err := config.IssueCA(pki); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"producer"} {
+		if err := config.IssueClient(pki, pki, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	registry := filepath.Join(dir, "registry.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "order.json"), []byte(`{"type":"object","required":["orderId"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(registry, []byte(`
+eventTypes:
+  - {type: org.example.order.changed, schema: order.json}
+clients:
+  - {id: producer, certificate: {subject: "CN=producer"}, produce: [org.example.order.changed]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	routes := make([]string, size)
+	listens := make([]string, size)
+	for i := range routes {
+		listens[i] = freeAddr(t)
+		routes[i] = "nats-route://" + listens[i]
+	}
+	cfgs := make([]*config.Node, size)
+	for i := range cfgs {
+		name := fmt.Sprintf("n%d", i+1)
+		if err := config.IssueNode(pki, pki, name, []string{"localhost", "127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+		cert, key, ca := filepath.Join(pki, name+".pem"), filepath.Join(pki, name+"-key.pem"), filepath.Join(pki, "ca.pem")
+		cfg := &config.Node{
+			Node: config.NodeSection{Name: name, DataDir: filepath.Join(dir, name)},
+			API:  config.API{Listen: "127.0.0.1:0", TLS: config.APITLS{Cert: cert, Key: key, ClientCA: ca}},
+			Ops:  config.Ops{Listen: "127.0.0.1:0"},
+			NATS: &config.NATS{Listen: "127.0.0.1:0", TLS: config.TLS{Cert: cert, Key: key, CA: ca},
+				Operators: []config.Operator{{User: "ops", Password: "pw"}}},
+			Cluster:   &config.Cluster{Name: "mevents", Listen: listens[i], Routes: routes, TLS: config.TLS{Cert: cert, Key: key, CA: ca}},
+			JetStream: config.JetStream{Sync: config.Sync(time.Minute)},
+			Registry:  registry,
+		}
+		cfg.Default()
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i] = cfg
+	}
+	return cfgs
+}
+
+func mtlsClient(t *testing.T, pki, name string) *http.Client {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, name+".pem"), filepath.Join(pki, name+"-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second}
+}
+
+// TestClusterLosesStreamLeader runs three nodes from their configurations
+// (routes over mutual TLS), produces over HTTPS, shuts down the node that
+// leads the stream and keeps producing on the other two: every
+// acknowledged event is stored, once.
+func TestClusterLosesStreamLeader(t *testing.T) {
+	dir := t.TempDir()
+	cfgs := clusterConfigs(t, dir, 3)
+	mains := make([]*Main, len(cfgs))
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		wg.Add(1)
+		go func() { defer wg.Done(); mains[i] = runMain(t, cfg, nil) }()
+	}
+	wg.Wait()
+	for _, m := range mains {
+		if m == nil {
+			t.FailNow()
+		}
+	}
+	client := mtlsClient(t, filepath.Join(dir, "pki"), "producer")
+	acked := map[string]bool{}
+	produce := func(m *Main, from, to int) {
+		t.Helper()
+		var batch []string
+		var ids []string
+		for i := from; i < to; i++ {
+			id := fmt.Sprint("e", i)
+			ids = append(ids, id)
+			batch = append(batch, fmt.Sprintf(`{"specversion":"1.0","type":"org.example.order.changed","source":"/erp","id":%q,"partitionkey":"o%d","data":{"orderId":"o%d"}}`, id, i%10, i%10))
+		}
+		body := "[" + strings.Join(batch, ",") + "]"
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := client.Post("https://"+m.API.Addr()+"/v1/events", "application/cloudevents-batch+json", strings.NewReader(body))
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					for _, id := range ids {
+						acked[id] = true
+					}
+					return
+				}
+				if resp.StatusCode != http.StatusServiceUnavailable {
+					t.Fatalf("status %d: %s", resp.StatusCode, b)
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("producing %d..%d: still failing: %v", from, to, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for i := 0; i < 200; i += 50 {
+		produce(mains[i/50%3], i, i+50)
+	}
+
+	js := operatorJS(t, mains[0])
+	info := streamInfo(t, js, "org.example.order.changed")
+	if info.Config.Replicas != 3 || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream has R%d with %d followers, want R3", info.Config.Replicas, len(info.Cluster.Replicas))
+	}
+	var survivors []*Main
+	for _, m := range mains {
+		if m.Config.Node.Name == info.Cluster.Leader {
+			if err := m.Close(); err != nil {
+				t.Fatalf("close the leader: %v", err)
+			}
+		} else {
+			survivors = append(survivors, m)
+		}
+	}
+	if len(survivors) != 2 {
+		t.Fatalf("stream leader %q is not a node of the cluster", info.Cluster.Leader)
+	}
+	produce(survivors[0], 200, 300)
+	produce(survivors[1], 250, 400) // 250..299 again: stored once
+
+	js = operatorJS(t, survivors[1])
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info = streamInfo(t, js, "org.example.order.changed")
+		if info.State.Msgs == uint64(len(acked)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream holds %d events, %d were acknowledged", info.State.Msgs, len(acked))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Every acknowledged id is there.
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, broker.StreamName("org.example.order.changed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		msg, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("read back event %d: %v", seq, err)
+		}
+		var ev struct{ ID string }
+		if err := json.Unmarshal(msg.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		seen[ev.ID] = true
+	}
+	for id := range acked {
+		if !seen[id] {
+			t.Fatalf("acknowledged event %s is missing", id)
+		}
+	}
+}
+
+func operatorJS(t *testing.T, m *Main) jetstream.JetStream {
+	t.Helper()
+	caPEM, err := os.ReadFile(m.Config.NATS.TLS.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	nc, err := nats.Connect("tls://"+m.Node.OperatorAddr(), nats.UserInfo("ops", "pw"), nats.Secure(&tls.Config{RootCAs: pool}))
+	if err != nil {
+		t.Fatalf("operator connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func streamInfo(t *testing.T, js jetstream.JetStream, typ string) *jetstream.StreamInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, broker.StreamName(typ))
+	if err != nil {
+		t.Fatalf("stream of %s: %v", typ, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/config"
+	"github.com/mevents/mevents/gateway"
+)
+
+// runServe runs one node from its node.yaml until ctx ends.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "node.yaml", "the node's configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadNode(*path)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
+	return serve(ctx, cfg, log, nil)
+}
+
+// serve opens a Main, reloads its registry on SIGHUP and closes it when ctx
+// ends. ready, if not nil, is called once the node serves.
+func serve(ctx context.Context, cfg *config.Node, log *slog.Logger, ready func(*Main)) error {
+	m := NewMain(cfg, log)
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if ready != nil {
+		ready(m)
+	}
+	for {
+		select {
+		case <-hup:
+			if err := m.Reload(ctx); err != nil {
+				log.Error("registry reload rejected; the previous registry stays in force", "err", err)
+			}
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return m.Close()
+		}
+	}
+}
+
+// Main is one running node: the embedded NATS node, the HTTPS gateway and
+// the operations listener, wired from a node.yaml. Tests run it end to end.
+type Main struct {
+	Config *config.Node
+	Log    *slog.Logger
+	Node   *broker.Node
+	API    *gateway.Server
+	Ops    *gateway.Ops
+}
+
+// NewMain wires a node from cfg; it does no I/O.
+func NewMain(cfg *config.Node, log *slog.Logger) *Main {
+	return &Main{Config: cfg, Log: log}
+}
+
+// Open starts the node: NATS and JetStream (waiting for a quorum in a
+// cluster), the streams of the registry, then the API and ops listeners.
+func (m *Main) Open(ctx context.Context) error {
+	cfg := m.Config
+	nc := broker.NodeConfig{
+		Name:      cfg.Node.Name,
+		StoreDir:  cfg.Node.DataDir,
+		MaxStore:  int64(cfg.JetStream.MaxStore),
+		MaxMemory: int64(cfg.JetStream.MaxMemory),
+		Logger:    m.Log,
+	}
+	if !cfg.JetStream.Sync.Always() {
+		nc.SyncInterval = cfg.JetStream.Sync.Interval()
+	}
+	if n := cfg.NATS; n != nil {
+		t, err := serverTLS(n.TLS.Cert, n.TLS.Key, n.TLS.CA, false)
+		if err != nil {
+			return fmt.Errorf("nats operator port: %w", err)
+		}
+		nc.OperatorListen, nc.OperatorTLS = n.Listen, t
+		for _, o := range n.Operators {
+			nc.Operators = append(nc.Operators, broker.Operator{User: o.User, Password: o.Password})
+		}
+	}
+	if !cfg.SingleNode() {
+		c := cfg.Cluster
+		nc.ClusterName, nc.ClusterListen, nc.Routes = c.Name, c.Listen, c.Routes
+		if c.TLS.Cert != "" {
+			t, err := serverTLS(c.TLS.Cert, c.TLS.Key, c.TLS.CA, true)
+			if err != nil {
+				return fmt.Errorf("cluster routes: %w", err)
+			}
+			nc.ClusterTLS = t
+		}
+	}
+	m.Node = broker.NewNode(nc)
+	m.Ops = gateway.NewOps(cfg.Ops.Listen, m.Node, m.Log)
+	// The ops listener comes first so that /healthz answers while the
+	// node waits for its peers.
+	if err := m.Ops.Open(ctx); err != nil {
+		return err
+	}
+	if err := m.Node.Open(ctx); err != nil {
+		return err
+	}
+	reg, cat, err := m.loadRegistry()
+	if err != nil {
+		return err
+	}
+	if err := m.Node.ApplyRegistry(ctx, reg); err != nil {
+		return err
+	}
+	m.API = gateway.New(gateway.Config{
+		Listen: cfg.API.Listen,
+		TLS:    gateway.TLSFiles{Cert: cfg.API.TLS.Cert, Key: cfg.API.TLS.Key, ClientCA: cfg.API.TLS.ClientCA},
+		Logger: m.Log,
+	}, m.Node)
+	m.API.SetCatalog(cat)
+	return m.API.Open(ctx)
+}
+
+// loadRegistry reads registry.yaml and compiles its schemas.
+func (m *Main) loadRegistry() (*broker.Registry, *gateway.Catalog, error) {
+	reg, err := config.LoadRegistry(m.Config.Registry, m.Config.RegistryOptions())
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err := gateway.NewCatalog(reg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", m.Config.Registry, err)
+	}
+	return reg, cat, nil
+}
+
+// Reload reads the registry again and applies it: new types get their
+// streams, client changes apply to the next request. The API certificate
+// and client CA files are read again too. On error nothing changes.
+func (m *Main) Reload(ctx context.Context) error {
+	reg, cat, err := m.loadRegistry()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.Node.ApplyRegistry(ctx, reg); err != nil {
+		return err
+	}
+	m.API.SetCatalog(cat)
+	if err := m.API.ReloadTLS(); err != nil {
+		m.Log.Error("API TLS files not reloaded; the previous ones stay in force", "err", err)
+	}
+	m.Log.Info("registry reloaded", "types", len(reg.Types), "clients", len(reg.Clients))
+	return nil
+}
+
+// Close stops the node gracefully: the API stops accepting and finishes
+// in-flight requests, then the NATS node enters lame duck mode and stops.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var errs []error
+	if m.API != nil {
+		errs = append(errs, m.API.Close(ctx))
+	}
+	if m.Node != nil {
+		errs = append(errs, m.Node.Close())
+	}
+	if m.Ops != nil {
+		errs = append(errs, m.Ops.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// serverTLS builds the TLS configuration of a NATS listener. With
+// mutual set (routes), peers must present a certificate from ca; without it
+// (the operator port, where operators log in with a password) a
+// certificate is optional but must chain to ca when given.
+func serverTLS(certFile, keyFile, caFile string, mutual bool) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificates", caFile)
+		}
+		t.RootCAs = pool
+		t.ClientCAs = pool
+	}
+	switch {
+	case mutual:
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+	case caFile != "":
+		t.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return t, nil
+}
