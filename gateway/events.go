@@ -40,6 +40,10 @@ func (s *Server) postEvents(test bool) gin.HandlerFunc {
 			return
 		}
 		c.Set(keyEvents, len(events))
+		if err := s.limit(c, cl, len(events)); err != nil {
+			s.fail(c, err)
+			return
+		}
 		problems = append(problems, cat.check(cl, test, events, problems)...)
 		if len(problems) > 0 {
 			sortProblems(problems)

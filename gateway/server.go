@@ -18,8 +18,16 @@ import (
 	"github.com/mevents/mevents/broker"
 )
 
-// Broker is what the gateway needs from the broker.
+// Broker is what the gateway needs from the broker: one small interface
+// per resource, each declared beside its handlers.
 type Broker interface {
+	Publisher
+	Subscriber
+	Inspector
+}
+
+// Publisher stores produced events.
+type Publisher interface {
 	// Publish stores the events of one request; see broker.Node.Publish.
 	Publish(ctx context.Context, p broker.Publication) error
 }
@@ -48,6 +56,11 @@ type Server struct {
 	catalog atomic.Pointer[Catalog]
 	tls     atomic.Pointer[tls.Config]
 
+	// consume is the state of the subscription endpoints (subscription.go).
+	consume consumeState
+	// ops is the state of operations: maintenance, rate limits, metrics (operations.go).
+	ops opsState
+
 	handler http.Handler
 	http    *http.Server
 	ln      net.Listener
@@ -62,6 +75,8 @@ func New(cfg Config, b Broker) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), broker: b, done: make(chan struct{})}
+	s.initConsume()
+	s.initOps()
 	s.handler = s.routes()
 	return s
 }
@@ -153,6 +168,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	var err error
 	s.closeMu.Do(func() {
+		// Long-lived subscriptions (WebSockets, long polls) end first, so
+		// that Shutdown need not wait for them.
+		s.closeConsume()
 		err = s.http.Shutdown(ctx)
 		if err != nil {
 			_ = s.http.Close()
@@ -174,8 +192,12 @@ func (s *Server) routes() http.Handler {
 		s.fail(c, &broker.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
 	})
 
-	v1 := r.Group("/v1", s.authenticate)
+	s.discoveryRoutes(r) // unauthenticated documents: /changelog, /v1/openapi.json
+	v1 := r.Group("/v1", s.authenticate, s.admit)
 	v1.POST("/events", s.postEvents(false))
 	v1.POST("/test-events", s.postEvents(true))
+	s.subscriptionRoutes(v1)
+	s.deadEventRoutes(v1)
+	s.adminRoutes(v1)
 	return r
 }
