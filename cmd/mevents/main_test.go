@@ -372,3 +372,86 @@ func streamInfo(t *testing.T, js jetstream.JetStream, typ string) *jetstream.Str
 	}
 	return info
 }
+
+// TestReload changes the registry of a running node: a new type gets its
+// stream and a new client may produce at once; a bad file is rejected and
+// the registry in force stays.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := clusterConfigs(t, dir, 1)[0]
+	cfg.Cluster = nil
+	m := runMain(t, cfg, nil)
+	pki := filepath.Join(dir, "pki")
+	if err := config.IssueClient(pki, pki, "newcomer"); err != nil {
+		t.Fatal(err)
+	}
+	post := func(client, typ string) int {
+		t.Helper()
+		body := fmt.Sprintf(`{"specversion":"1.0","type":%q,"source":"/s","id":"1","data":{"orderId":"o1"}}`, typ)
+		resp, err := mtlsClient(t, pki, client).Post("https://"+m.API.Addr()+"/v1/events", "application/cloudevents+json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("newcomer", "org.example.order.shipped"); got != http.StatusForbidden {
+		t.Fatalf("before reload: status %d, want 403", got)
+	}
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(cfg.Registry, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`
+eventTypes:
+  - {type: org.example.order.changed, schema: order.json}
+  - {type: org.example.order.shipped, schema: order.json}
+clients:
+  - {id: producer, certificate: {subject: "CN=producer"}, produce: [org.example.order.changed]}
+  - {id: newcomer, certificate: {subject: "CN=newcomer"}, produce: [org.example.order.shipped]}
+`)
+	if err := m.Reload(context.Background()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := post("newcomer", "org.example.order.shipped"); got != http.StatusAccepted {
+		t.Fatalf("after reload: status %d, want 202", got)
+	}
+	if got := post("producer", "org.example.order.changed"); got != http.StatusAccepted {
+		t.Fatalf("after reload, existing client: status %d, want 202", got)
+	}
+	info := streamInfo(t, operatorJS(t, m), "org.example.order.shipped")
+	if info.State.Msgs != 1 {
+		t.Fatalf("new stream holds %d events, want 1", info.State.Msgs)
+	}
+
+	// A bad file: rejected with the reason; the registry in force stays.
+	write(`
+eventTypes:
+  - {type: org.example.order.changed, schema: order.json, colour: blue}
+clients: []
+`)
+	err := m.Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "colour") {
+		t.Fatalf("reload of a bad file: err=%v, want one naming the unknown field", err)
+	}
+	if got := post("newcomer", "org.example.order.shipped"); got != http.StatusAccepted {
+		t.Fatalf("after a rejected reload: status %d, want 202", got)
+	}
+	// A schema that does not compile is rejected too.
+	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte(`{"type": 5}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write(`
+eventTypes:
+  - {type: org.example.order.changed, schema: bad.json}
+clients: []
+`)
+	if err := m.Reload(context.Background()); err == nil {
+		t.Fatal("reload with a schema that does not compile succeeded")
+	}
+	if got := post("producer", "org.example.order.changed"); got != http.StatusAccepted {
+		t.Fatalf("after a rejected reload: status %d, want 202", got)
+	}
+}
