@@ -77,8 +77,9 @@ type Ops struct {
 
 // NATS is the NATS client port, for operators' nats CLI only. It always uses
 // TLS (TLS.Cert and TLS.Key are required) because operators log in with a
-// password; TLS.CA, when set, is the CA that clients' certificates must
-// chain to, in addition to the password.
+// password; TLS.CA, when set, is the CA that a certificate an operator's
+// client presents must chain to (a certificate is optional there; the
+// password is not).
 type NATS struct {
 	Listen    string     `yaml:"listen"` // host:port, default "127.0.0.1:4222"
 	TLS       TLS        `yaml:"tls"`

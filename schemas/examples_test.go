@@ -9,7 +9,7 @@ import (
 // The example schemas shipped in dev mode compile as 2020-12, accept their
 // example, and reject it once a field is broken.
 func TestExamples(t *testing.T) {
-	files, err := filepath.Glob("testdata/examples/*.schema.json")
+	files, err := filepath.Glob("../cmd/mevents/devdata/schemas/*.schema.json")
 	if err != nil || len(files) != 4 {
 		t.Fatalf("want 4 example schemas, have %v (%v)", files, err)
 	}
@@ -50,7 +50,7 @@ func TestExamples(t *testing.T) {
 			if got := s.Draft(); got != Draft2020 {
 				t.Fatalf("Draft()=%v, want 2020-12", got)
 			}
-			example := filepath.Join("testdata/examples", name+".example.json")
+			example := filepath.Join("../cmd/mevents/devdata/examples", name+".data.json")
 			if got := s.Validate(decodeFile(t, example)); got != nil {
 				t.Fatalf("%s: Validate=%v, want valid", example, got)
 			}
