@@ -75,6 +75,9 @@ type Node struct {
 
 	mu       sync.Mutex // serialises registry application
 	registry atomic.Pointer[Registry]
+
+	kvMu sync.Mutex         // guards kv
+	kv   jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
 }
 
 // NewNode returns a node that is not started yet: Open starts it.

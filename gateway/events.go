@@ -40,6 +40,7 @@ func (s *Server) postEvents(test bool) gin.HandlerFunc {
 			return
 		}
 		c.Set(keyEvents, len(events))
+		c.Set(keyEventList, events)
 		if err := s.limit(c, cl, len(events)); err != nil {
 			s.fail(c, err)
 			return

@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Readiness is what the ops listener asks the broker.
@@ -17,14 +20,16 @@ type Readiness interface {
 }
 
 // Ops is the operations listener: plain HTTP on its own address, serving
-// /healthz (the process is alive) and /readyz (the node can serve).
+// /healthz (the process is alive), /readyz (the node can serve) and
+// /metrics (Prometheus, from the node's own registry).
 type Ops struct {
-	listen string
-	ready  Readiness
-	log    *slog.Logger
-	srv    *http.Server
-	ln     net.Listener
-	done   chan struct{}
+	listen  string
+	ready   Readiness
+	metrics prometheus.Gatherer
+	log     *slog.Logger
+	srv     *http.Server
+	ln      net.Listener
+	done    chan struct{}
 }
 
 // NewOps returns an ops listener for addr; Open starts it.
@@ -34,6 +39,10 @@ func NewOps(addr string, r Readiness, log *slog.Logger) *Ops {
 	}
 	return &Ops{listen: addr, ready: r, log: log.With("component", "ops"), done: make(chan struct{})}
 }
+
+// ServeMetrics makes /metrics serve what g gathers (the node's own
+// registry); call it before Open. Without it /metrics answers 404.
+func (o *Ops) ServeMetrics(g prometheus.Gatherer) { o.metrics = g }
 
 // Open listens and serves in the background until Close.
 func (o *Ops) Open(ctx context.Context) error {
@@ -57,6 +66,10 @@ func (o *Ops) Open(ctx context.Context) error {
 		}
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
+	if o.metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.metrics, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelError), Timeout: 10 * time.Second}))
+	}
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		defer close(o.done)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -82,6 +83,9 @@ func (s *Server) failWith(c *gin.Context, err error, problems []broker.Problem) 
 		}
 	}
 	c.Set(keyErr, err)
+	if len(problems) > 0 {
+		c.Set(keyProblems, problems)
+	}
 	c.Header("Content-Type", problemJSON)
 	c.AbortWithStatusJSON(st, problem{
 		Type:      "urn:mevents:error:" + string(code),
@@ -117,12 +121,14 @@ func (s *Server) accessLog(c *gin.Context) {
 	c.Header("X-Request-Id", id)
 	c.Next()
 
+	elapsed := time.Since(start)
+	s.observe(c, elapsed)
 	attrs := []slog.Attr{
 		slog.String("requestId", id),
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", c.Writer.Status()),
-		slog.Duration("latency", time.Since(start)),
+		slog.Duration("latency", elapsed),
 		slog.String("proto", c.Request.Proto),
 	}
 	if cl, ok := c.Get(keyClient); ok {
@@ -131,18 +137,34 @@ func (s *Server) accessLog(c *gin.Context) {
 	if n, ok := c.Get(keyEvents); ok {
 		attrs = append(attrs, slog.Int("events", n.(int)))
 	}
-	if tp := c.GetHeader("traceparent"); len(tp) >= 35 {
-		attrs = append(attrs, slog.String("traceId", tp[3:35]))
+	if id, ok := traceID(c.GetHeader("traceparent")); ok {
+		attrs = append(attrs, slog.String("traceId", id))
 	}
 	level := slog.LevelInfo
 	if v, ok := c.Get(keyErr); ok {
 		err := v.(error)
 		attrs = append(attrs, slog.String("err", err.Error()))
-		if broker.ErrorCode(err) == broker.CodeInternal || broker.ErrorCode(err) == broker.CodeUnavailable {
+		// An unavailable answer with a cause is a failure to look into;
+		// without one it is a decision (maintenance, starting up).
+		code := broker.ErrorCode(err)
+		if code == broker.CodeInternal || (code == broker.CodeUnavailable && errors.Unwrap(err) != nil) {
 			level = slog.LevelError
 		}
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+// traceID returns the trace id of a W3C traceparent header
+// ("00-<32 hex>-<16 hex>-<2 hex>"), or false when the header is not one.
+func traceID(tp string) (string, bool) {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
+		return "", false
+	}
+	id := tp[3:35]
+	if _, err := hex.DecodeString(id); err != nil || id == "00000000000000000000000000000000" {
+		return "", false
+	}
+	return id, true
 }
 
 func newRequestID() string {

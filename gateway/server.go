@@ -45,6 +45,9 @@ type Config struct {
 	Listen string
 	TLS    TLSFiles
 	Logger *slog.Logger
+	// Metrics are where the gateway records its metrics; nil: a private
+	// registry (see NewMetrics).
+	Metrics *Metrics
 }
 
 // Server is the HTTPS API. New does no I/O; Open listens; Close stops.
@@ -122,9 +125,13 @@ func (s *Server) Open(ctx context.Context) error {
 	if err := s.ReloadTLS(); err != nil {
 		return err
 	}
+	if err := s.openOps(ctx); err != nil {
+		return err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
+		s.closeOps()
 		return fmt.Errorf("api listen: %w", err)
 	}
 	s.ln = ln
@@ -176,6 +183,7 @@ func (s *Server) Close(ctx context.Context) error {
 			_ = s.http.Close()
 		}
 		<-s.done
+		s.closeOps()
 	})
 	return err
 }
@@ -192,8 +200,8 @@ func (s *Server) routes() http.Handler {
 		s.fail(c, &broker.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
 	})
 
-	s.discoveryRoutes(r) // unauthenticated documents: /changelog, /v1/openapi.json
 	v1 := r.Group("/v1", s.authenticate, s.admit)
+	s.discoveryRoutes(r, v1) // documents without client identity on r: /changelog, /v1/openapi.json
 	v1.POST("/events", s.postEvents(false))
 	v1.POST("/test-events", s.postEvents(true))
 	s.subscriptionRoutes(v1)

@@ -17,6 +17,8 @@ import (
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // runServe runs one node from its node.yaml until ctx ends.
@@ -70,6 +72,9 @@ type Main struct {
 	Node   *broker.Node
 	API    *gateway.Server
 	Ops    *gateway.Ops
+	// Metrics is the node's own Prometheus registry, served at the ops
+	// listener's /metrics.
+	Metrics *prometheus.Registry
 }
 
 // NewMain wires a node from cfg; it does no I/O.
@@ -113,7 +118,11 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	m.Node = broker.NewNode(nc)
+	m.Metrics = prometheus.NewRegistry()
+	m.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.Node.Collector())
+	metrics := gateway.NewMetrics(m.Metrics)
 	m.Ops = gateway.NewOps(cfg.Ops.Listen, m.Node, m.Log)
+	m.Ops.ServeMetrics(m.Metrics)
 	// The ops listener comes first so that /healthz answers while the
 	// node waits for its peers.
 	if err := m.Ops.Open(ctx); err != nil {
@@ -130,11 +139,13 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.API = gateway.New(gateway.Config{
-		Listen: cfg.API.Listen,
-		TLS:    gateway.TLSFiles{Cert: cfg.API.TLS.Cert, Key: cfg.API.TLS.Key, ClientCA: cfg.API.TLS.ClientCA},
-		Logger: m.Log,
+		Listen:  cfg.API.Listen,
+		TLS:     gateway.TLSFiles{Cert: cfg.API.TLS.Cert, Key: cfg.API.TLS.Key, ClientCA: cfg.API.TLS.ClientCA},
+		Logger:  m.Log,
+		Metrics: metrics,
 	}, m.Node)
 	m.API.SetCatalog(cat)
+	m.API.SetReloader(m.Reload)
 	return m.API.Open(ctx)
 }
 

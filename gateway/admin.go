@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents/broker"
+)
+
+// adminRoutes registers /v1/admin/…, for clients with the admin role.
+func (s *Server) adminRoutes(v1 *gin.RouterGroup) {
+	a := v1.Group("/admin", s.requireAdmin)
+	a.GET("/cluster", s.adminCluster)
+	a.GET("/streams", s.adminStreams)
+	a.POST("/reload", s.adminReload)
+	a.GET("/maintenance", s.getMaintenance)
+	a.PUT("/maintenance", s.putMaintenance)
+}
+
+// SetReloader sets what POST /v1/admin/reload runs: reading the registry
+// again and applying it, as on SIGHUP. Until it is set, reload answers 503.
+func (s *Server) SetReloader(fn func(ctx context.Context) error) { s.ops.reloader.Store(&fn) }
+
+func (s *Server) requireAdmin(c *gin.Context) {
+	if cl := clientOf(c); !cl.Admin {
+		s.fail(c, broker.Errorf(broker.CodeForbidden, "client %s is not an admin", cl.ID))
+		return
+	}
+	c.Next()
+}
+
+func (s *Server) adminCluster(c *gin.Context) {
+	st, err := s.broker.ClusterStatus(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) adminStreams(c *gin.Context) {
+	st, err := s.broker.StreamStatus(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": st})
+}
+
+// adminReload reloads the registry of the node that answers. Every node
+// reads its own registry.yaml, so an operator reloads each node (or sends
+// SIGHUP to each).
+func (s *Server) adminReload(c *gin.Context) {
+	fn := s.ops.reloader.Load()
+	if fn == nil {
+		s.fail(c, broker.Errorf(broker.CodeUnavailable, "registry reload is not available on this node"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 60*time.Second)
+	defer cancel()
+	if err := (*fn)(ctx); err != nil {
+		// The reason (file, field, rule) is for the operator who asked;
+		// only admins reach this.
+		s.fail(c, &broker.Error{Code: broker.CodeInvalid, Message: "registry not reloaded; the previous one stays in force: " + err.Error(), Err: err})
+		return
+	}
+	cat := s.catalog.Load()
+	c.JSON(http.StatusOK, gin.H{"reloaded": true, "eventTypes": len(cat.reg.Types), "clients": len(cat.reg.Clients)})
+}
+
+func (s *Server) getMaintenance(c *gin.Context) {
+	m, _ := s.MaintenanceState()
+	c.JSON(http.StatusOK, m)
+}
+
+// maintenanceRequest is the body of PUT /v1/admin/maintenance.
+type maintenanceRequest struct {
+	Enabled *bool  `json:"enabled"`
+	Message string `json:"message"`
+}
+
+func (s *Server) putMaintenance(c *gin.Context) {
+	var req maintenanceRequest
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Enabled == nil {
+		s.fail(c, broker.Errorf(broker.CodeInvalid, `the body must be {"enabled": true|false, "message": "…"}`))
+		return
+	}
+	m := broker.Maintenance{Enabled: *req.Enabled, Message: req.Message, Since: time.Now().UTC(), By: clientOf(c).ID}
+	if err := s.broker.SetMaintenance(c.Request.Context(), m); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.awaitMaintenance(c.Request.Context(), m)
+	c.JSON(http.StatusOK, m)
+}
+
+// awaitMaintenance waits until this node's watch has seen m (normally at
+// once), so that the admin's next request to this node finds it in force.
+// Other nodes follow within moments.
+func (s *Server) awaitMaintenance(ctx context.Context, m broker.Maintenance) {
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for {
+		cur, changed := s.MaintenanceState()
+		if cur.Since.Equal(m.Since) && cur.By == m.By {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/mevents/mevents/broker"
+)
+
+func TestAdminForbidden(t *testing.T) {
+	e := newOpsEnv(t)
+	routes := []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/admin/cluster", ""},
+		{http.MethodGet, "/v1/admin/streams", ""},
+		{http.MethodPost, "/v1/admin/reload", ""},
+		{http.MethodGet, "/v1/admin/maintenance", ""},
+		{http.MethodPut, "/v1/admin/maintenance", `{"enabled":true}`},
+	}
+	for _, client := range []string{"producer", "consumer", "stranger", "off"} {
+		for _, rt := range routes {
+			t.Run(client+" "+rt.method+" "+rt.path, func(t *testing.T) {
+				r := e.do(e.client(client, nil, false), rt.method, rt.path, rt.body)
+				if r.status != http.StatusForbidden {
+					t.Fatalf("status=%d, want 403: %s", r.status, r.body)
+				}
+				decodeProblem(t, r)
+			})
+		}
+	}
+}
+
+func TestAdminCluster(t *testing.T) {
+	e := newOpsEnv(t)
+	r := e.do(e.client("admin", nil, false), http.MethodGet, "/v1/admin/cluster", "")
+	if r.status != 200 {
+		t.Fatalf("status=%d: %s", r.status, r.body)
+	}
+	var st broker.ClusterStatus
+	decodeJSON(t, r, &st)
+	if st.Node != "n1" || st.MetaLeader != "n1" || len(st.Nodes) != 1 || !st.Nodes[0].Leader || st.Version == "" {
+		t.Fatalf("cluster %+v", st)
+	}
+	// Three event streams and the admin bucket.
+	if st.JetStream.Streams != 4 {
+		t.Fatalf("jetstream usage %+v, want 4 streams", st.JetStream)
+	}
+}
+
+func TestAdminStreams(t *testing.T) {
+	e := newOpsEnv(t)
+	if r := e.post(e.client("producer", nil, false), "/v1/events", "application/cloudevents-batch+json",
+		[]byte("["+person("a1", "2000000000001")+","+person("a2", "2000000000002")+"]")); r.status != http.StatusAccepted {
+		t.Fatalf("produce: status=%d: %s", r.status, r.body)
+	}
+	r := e.do(e.client("admin", nil, false), http.MethodGet, "/v1/admin/streams", "")
+	if r.status != 200 {
+		t.Fatalf("status=%d: %s", r.status, r.body)
+	}
+	var body struct{ Items []broker.StreamStatus }
+	decodeJSON(t, r, &body)
+	if len(body.Items) != 3 {
+		t.Fatalf("streams %+v, want 3", body.Items)
+	}
+	tests := []struct {
+		typ              string
+		messages, last   uint64
+		wantBytesNonZero bool
+	}{
+		{personType, 2, 2, true},
+		{orderType, 0, 0, false},
+		{smallType, 0, 0, false},
+	}
+	for i, tt := range tests {
+		got := body.Items[i]
+		if got.Type != tt.typ || got.Stream != broker.StreamName(tt.typ) || got.Messages != tt.messages || got.LastSeq != tt.last ||
+			(got.Bytes > 0) != tt.wantBytesNonZero || got.Leader != "n1" || got.Replicas != 1 || got.Error != "" {
+			t.Fatalf("stream %d: %+v, want %+v", i, got, tt)
+		}
+	}
+}
+
+func TestAdminReload(t *testing.T) {
+	e := newOpsEnv(t)
+	admin := e.client("admin", nil, false)
+	if r := e.do(admin, http.MethodPost, "/v1/admin/reload", ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("without a reloader: status=%d, want 503", r.status)
+	}
+	calls := 0
+	e.api.SetReloader(func(ctx context.Context) error {
+		calls++
+		if calls == 2 {
+			return errors.New("registry.yaml: clients[0].id: empty")
+		}
+		return nil
+	})
+	tests := []struct {
+		status int
+		detail string
+	}{
+		{200, ""},
+		{400, "registry not reloaded; the previous one stays in force: registry.yaml: clients[0].id: empty"},
+	}
+	for i, tt := range tests {
+		r := e.do(admin, http.MethodPost, "/v1/admin/reload", "")
+		if r.status != tt.status {
+			t.Fatalf("call %d: status=%d, want %d: %s", i, r.status, tt.status, r.body)
+		}
+		if tt.status != 200 {
+			if p := decodeProblem(t, r); p.Detail != tt.detail {
+				t.Fatalf("detail %q, want %q", p.Detail, tt.detail)
+			}
+		}
+	}
+}
