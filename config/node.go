@@ -68,6 +68,10 @@ type APITLS struct {
 	Cert     string `yaml:"cert"`
 	Key      string `yaml:"key"`
 	ClientCA string `yaml:"clientCA"`
+	// CRL, optional, is a certificate revocation list (PEM or DER) issued
+	// by the client CA: certificates it revokes are refused in the TLS
+	// handshake. It is read again on every reload.
+	CRL string `yaml:"crl"`
 }
 
 // Ops is the plain-HTTP operations listener (/healthz, /readyz, /metrics).
@@ -243,7 +247,7 @@ func (n *Node) RegistryOptions() RegistryOptions {
 
 // resolve makes every path absolute, relative to dir (node.yaml's directory).
 func (n *Node) resolve(dir string) {
-	paths := []*string{&n.Node.DataDir, &n.Registry, &n.API.TLS.Cert, &n.API.TLS.Key, &n.API.TLS.ClientCA}
+	paths := []*string{&n.Node.DataDir, &n.Registry, &n.API.TLS.Cert, &n.API.TLS.Key, &n.API.TLS.ClientCA, &n.API.TLS.CRL}
 	if n.NATS != nil {
 		paths = append(paths, &n.NATS.TLS.Cert, &n.NATS.TLS.Key, &n.NATS.TLS.CA)
 	}

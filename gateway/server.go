@@ -3,13 +3,11 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +35,9 @@ type TLSFiles struct {
 	Cert, Key string
 	// ClientCA holds the CA certificates client certificates must chain to.
 	ClientCA string
+	// CRL, optional, revokes client certificates (PEM or DER, signed by a
+	// client CA).
+	CRL string
 }
 
 // Config configures a Server.
@@ -91,33 +92,6 @@ func (s *Server) SetCatalog(c *Catalog) { s.catalog.Store(c) }
 // Handler returns the API's HTTP handler (for tests that bring their own
 // server).
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// ReloadTLS reads the certificate, key and client CA files again; the new
-// ones apply to the next TLS handshake. On error the old ones stay.
-func (s *Server) ReloadTLS() error {
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
-	if err != nil {
-		return fmt.Errorf("api certificate: %w", err)
-	}
-	caPEM, err := os.ReadFile(s.cfg.TLS.ClientCA)
-	if err != nil {
-		return fmt.Errorf("api client CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("api client CA %s: no PEM certificates", s.cfg.TLS.ClientCA)
-	}
-	s.tls.Store(&tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-		// Without h2 here HTTP/2 silently turns off: this config replaces
-		// the one http.Server prepares.
-		NextProtos: []string{"h2", "http/1.1"},
-	})
-	return nil
-}
 
 // Open loads the TLS files, listens and serves in the background until
 // Close.

@@ -10,10 +10,10 @@ import (
 	"github.com/mevents/mevents/config"
 )
 
-// runCerts issues certificates: `mevents certs ca|node|client`.
+// runCerts issues and revokes certificates: `mevents certs ca|node|client|revoke`.
 func runCerts(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("certs: say ca, node or client")
+		return errors.New("certs: say ca, node, client or revoke")
 	}
 	fs := flag.NewFlagSet("certs "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -21,8 +21,20 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 	ca := fs.String("ca", "", "directory holding ca.pem and ca-key.pem (default: --out)")
 	name := fs.String("name", "", "node or client name")
 	hosts := fs.String("hosts", "", "comma-separated DNS names and IP addresses of the node")
+	cert := fs.String("cert", "", "revoke: the certificate to revoke")
+	crl := fs.String("crl", "", "revoke: the CRL file to add it to (created if absent)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if args[0] == "revoke" {
+		if *cert == "" || *crl == "" || *ca == "" {
+			return errors.New("certs revoke: --cert, --crl and --ca are required")
+		}
+		if err := config.Revoke(*ca, *crl, *cert); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s in %s; reload the nodes (SIGHUP) to apply it\n", *cert, *crl)
+		return nil
 	}
 	if *out == "" {
 		return fmt.Errorf("certs %s: --out is required", args[0])
@@ -57,7 +69,7 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "wrote %s/%s.pem and %s/%s-key.pem\n", *out, *name, *out, *name)
 	default:
-		return fmt.Errorf("certs: unknown kind %q: say ca, node or client", args[0])
+		return fmt.Errorf("certs: unknown kind %q: say ca, node, client or revoke", args[0])
 	}
 	return nil
 }

@@ -455,3 +455,50 @@ clients: []
 		t.Fatalf("after a rejected reload: status %d, want 202", got)
 	}
 }
+
+// TestRevocation: a certificate added to the API's CRL with `mevents certs
+// revoke` is refused after a reload; the others keep working.
+func TestRevocation(t *testing.T) {
+	dir := t.TempDir()
+	cfg := clusterConfigs(t, dir, 1)[0]
+	cfg.Cluster = nil
+	pki := filepath.Join(dir, "pki")
+	for _, c := range []string{"retired"} {
+		if err := config.IssueClient(pki, pki, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crl := filepath.Join(dir, "crl.pem")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"certs", "revoke", "--ca", pki, "--crl", crl, "--cert", filepath.Join(pki, "retired.pem")}, &out, &out); err != nil {
+		t.Fatalf("certs revoke: %v: %s", err, out.String())
+	}
+	cfg.API.TLS.CRL = crl
+	m := runMain(t, cfg, nil)
+	get := func(client string) error {
+		t.Helper()
+		resp, err := mtlsClient(t, pki, client).Get("https://" + m.API.Addr() + "/v1/whoami")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get("retired"); err == nil {
+		t.Fatal("a revoked certificate was accepted")
+	}
+	if err := get("producer"); err != nil {
+		t.Fatalf("before revocation: %v", err)
+	}
+	if err := run(context.Background(), []string{"certs", "revoke", "--ca", pki, "--crl", crl, "--cert", filepath.Join(pki, "producer.pem")}, &out, &out); err != nil {
+		t.Fatalf("certs revoke: %v: %s", err, out.String())
+	}
+	if err := m.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := get("producer"); err == nil {
+		t.Fatal("after revocation and reload, the certificate was accepted")
+	}
+	if err := get("retired"); err == nil {
+		t.Fatal("the first revocation was lost")
+	}
+}

@@ -140,7 +140,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.API = gateway.New(gateway.Config{
 		Listen:  cfg.API.Listen,
-		TLS:     gateway.TLSFiles{Cert: cfg.API.TLS.Cert, Key: cfg.API.TLS.Key, ClientCA: cfg.API.TLS.ClientCA},
+		TLS:     gateway.TLSFiles{Cert: cfg.API.TLS.Cert, Key: cfg.API.TLS.Key, ClientCA: cfg.API.TLS.ClientCA, CRL: cfg.API.TLS.CRL},
 		Logger:  m.Log,
 		Metrics: metrics,
 	}, m.Node)
