@@ -9,9 +9,9 @@ import (
 // The example schemas shipped in dev mode compile as 2020-12, accept their
 // example, and reject it once a field is broken.
 func TestExamples(t *testing.T) {
-	files, err := filepath.Glob("../cmd/mevents/devdata/schemas/*.schema.json")
-	if err != nil || len(files) != 4 {
-		t.Fatalf("want 4 example schemas, have %v (%v)", files, err)
+	var files []string
+	for _, name := range []string{"person-registered", "mojaloop-event", "process-order-status", "dataset-published"} {
+		files = append(files, filepath.Join("../cmd/mevents/devdata/schemas", name+".schema.json"))
 	}
 	broken := map[string][]struct {
 		path  []string // where to put value in the example

@@ -4,6 +4,7 @@
 //	mevents dev [--dir DIR]            a complete single-node development system
 //	mevents serve --config node.yaml   one node of a cluster
 //	mevents certs ca|node|client …     issue certificates
+//	mevents bench …                    measure a running system
 package main
 
 import (
@@ -40,6 +41,8 @@ Usage:
   mevents certs ca --out DIR                       issue a CA: DIR/ca.pem, DIR/ca-key.pem
   mevents certs node --name N --hosts h1,h2 --out DIR [--ca DIR]
   mevents certs client --name C --out DIR [--ca DIR]
+  mevents certs revoke --cert C.pem --crl crl.pem --ca DIR   add a certificate to the CRL (api.tls.crl)
+  mevents bench [flags]                            measure a running system through its public API (bench -h)
 `
 
 // run executes one command line; it is main without the process.
@@ -55,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, args[1:], stdout, stderr)
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run the standard benchmark scenarios against a local 3-node cluster and
+# write the results to a markdown file.
+#
+#   scripts/bench.sh [OUT.md]        (default bench-results.md)
+#
+# Starts the cluster with scripts/cluster.sh (in .mevents-bench, sync
+# always, R3), runs `mevents bench` for each scenario with the raw JetStream
+# comparison, stops the cluster. DURATION (default 30s) sets the length of
+# each scenario.
+set -euo pipefail
+export GOTOOLCHAIN=auto
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-bench-results.md}
+dir=${BENCH_DIR:-$root/.mevents-bench}
+duration=${DURATION:-30s}
+
+"$root/scripts/cluster.sh" start "$dir"
+trap '"$root/scripts/cluster.sh" stop "$dir"' EXIT
+
+api=${API_PORT:-8443} nats=${NATS_PORT:-4222}
+common=(--api "https://localhost:$api,https://localhost:$((api+1)),https://localhost:$((api+2))"
+  --ca "$dir/pki/ca.pem" --cert "$dir/pki/demo-producer.pem" --key "$dir/pki/demo-producer-key.pem"
+  --consumer-cert "$dir/pki/demo-consumer.pem" --consumer-key "$dir/pki/demo-consumer-key.pem"
+  --nats "tls://127.0.0.1:$nats" --nats-user ops --nats-password "$(cat "$dir/operator-password")")
+
+{
+  echo "# mevents bench — $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "3-node cluster on one machine ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB), sync always, R3, mTLS, HTTP/2 producers, WebSocket consumers."
+  echo
+} > "$out"
+
+run() {
+  local title=$1; shift
+  echo "== $title"
+  {
+    echo "## $title"
+    echo
+    echo '```'
+    echo "mevents bench $*"
+    "$dir/bin/mevents" bench "${common[@]}" "$@" 2>/dev/null
+    echo '```'
+    echo
+  } >> "$out"
+}
+
+run "Throughput: 4 producers, batches of 100 1-KiB events, 3 consumers" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 3 --duration "$duration"
+run "Latency at 2,000 events/s" --producers 4 --batch 10 --size 1024 --keys 1000 --consumers 3 --rate 2000 --duration "$duration"
+run "Single-event produce latency" --producers 1 --batch 1 --size 1024 --consumers 0 --rate 100 --duration "$duration"
+for i in 1 2 3; do
+  rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)
+  echo "- n$i resident memory after the run: $((rss / 1024)) MiB" >> "$out"
+done
+echo "wrote $out"
