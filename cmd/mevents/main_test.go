@@ -157,7 +157,7 @@ func clusterConfigs(t *testing.T, dir string, size int) []*config.Node {
 	if err := config.IssueCA(pki); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"producer"} {
+	for _, c := range []string{"producer", "consumer"} {
 		if err := config.IssueClient(pki, pki, c); err != nil {
 			t.Fatal(err)
 		}
@@ -171,6 +171,7 @@ eventTypes:
   - {type: org.example.order.changed, schema: order.json}
 clients:
   - {id: producer, certificate: {subject: "CN=producer"}, produce: [org.example.order.changed]}
+  - {id: consumer, certificate: {subject: "CN=consumer"}, consume: [org.example.order.changed]}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -340,13 +341,21 @@ func TestClusterLosesStreamLeader(t *testing.T) {
 
 func operatorJS(t *testing.T, m *Main) jetstream.JetStream {
 	t.Helper()
-	caPEM, err := os.ReadFile(m.Config.NATS.TLS.CA)
+	return operatorJSAt(t, m.Config, m.Node.OperatorAddr())
+}
+
+// operatorJSAt connects to the operator port at addr as the first operator
+// of cfg, over TLS, as the nats CLI does.
+func operatorJSAt(t *testing.T, cfg *config.Node, addr string) jetstream.JetStream {
+	t.Helper()
+	caPEM, err := os.ReadFile(cfg.NATS.TLS.CA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	nc, err := nats.Connect("tls://"+m.Node.OperatorAddr(), nats.UserInfo("ops", "pw"), nats.Secure(&tls.Config{RootCAs: pool}))
+	op := cfg.NATS.Operators[0]
+	nc, err := nats.Connect("tls://"+addr, nats.UserInfo(op.User, op.Password), nats.Secure(&tls.Config{RootCAs: pool}))
 	if err != nil {
 		t.Fatalf("operator connect: %v", err)
 	}
