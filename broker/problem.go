@@ -21,7 +21,6 @@ const (
 	CodeInternal     Code = "internal"     // a defect or unexpected failure (500)
 	CodeConflict     Code = "conflict"     // state does not allow it (409)
 	CodeUnauthorized Code = "unauthorized" // no usable identity (401)
-	CodeInsufficient Code = "insufficient" // out of storage (507)
 )
 
 // Error is an error with a code and a message that is safe to show to the

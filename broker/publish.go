@@ -53,8 +53,8 @@ type Publication struct {
 // fails, some events may have been stored; because of deduplication a
 // retry of the whole request stores each event exactly once.
 //
-// Errors are *Error with CodeUnavailable (no quorum, timeout, stream
-// missing) or CodeInsufficient (storage full).
+// Errors are *Error with CodeUnavailable: no quorum, a timeout, a missing
+// stream, or a full store (its message says so).
 func (n *Node) Publish(ctx context.Context, p Publication) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -132,7 +132,7 @@ func publishError(err error) error {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeStorageExceeded || apiErr.ErrorCode == errCodeInsufficientResources):
-		return &Error{Code: CodeInsufficient, Message: "the event store is full; try again later", Err: err}
+		return &Error{Code: CodeUnavailable, Message: "the event store is full; try again later", Err: err}
 	case errors.Is(err, context.Canceled):
 		return &Error{Code: CodeUnavailable, Message: "request cancelled before the events were stored", Err: err}
 	default:

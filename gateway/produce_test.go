@@ -47,6 +47,8 @@ type env struct {
 	url  string
 	// js inspects the streams through the operator port, as an operator would.
 	js jetstream.JetStream
+	// files are the API's TLS files.
+	files gateway.TLSFiles
 }
 
 func newEnv(t *testing.T) *env {
@@ -114,7 +116,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, node: node, api: api, ca: ca, url: "https://" + api.Addr(), js: js}
+	return &env{t: t, node: node, api: api, ca: ca, url: "https://" + api.Addr(), js: js, files: files}
 }
 
 // client returns an HTTP client presenting a certificate for name issued by

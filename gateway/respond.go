@@ -38,8 +38,6 @@ func status(code broker.Code) int {
 		return http.StatusTooManyRequests
 	case broker.CodeUnavailable:
 		return http.StatusServiceUnavailable
-	case broker.CodeInsufficient:
-		return http.StatusInsufficientStorage
 	default:
 		return http.StatusInternalServerError
 	}

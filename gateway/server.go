@@ -49,7 +49,14 @@ type Config struct {
 	// Metrics are where the gateway records its metrics; nil: a private
 	// registry (see NewMetrics).
 	Metrics *Metrics
+	// HeaderTimeout bounds the TLS handshake and the reading of a
+	// request's headers, against slow clients holding connections; default
+	// DefaultHeaderTimeout.
+	HeaderTimeout time.Duration
 }
+
+// DefaultHeaderTimeout is the default of Config.HeaderTimeout.
+const DefaultHeaderTimeout = 10 * time.Second
 
 // Server is the HTTPS API. New does no I/O; Open listens; Close stops.
 type Server struct {
@@ -77,6 +84,9 @@ type Server struct {
 func New(cfg Config, b Broker) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), broker: b, done: make(chan struct{})}
 	s.initConsume()
@@ -111,7 +121,7 @@ func (s *Server) Open(ctx context.Context) error {
 	s.ln = ln
 	s.http = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
