@@ -40,7 +40,7 @@ const personSchema = `{
 
 // env is a single node with the gateway in front, over real mTLS.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	node *broker.Node
 	api  *gateway.Server
 	ca   *config.CA
@@ -51,7 +51,10 @@ type env struct {
 	files gateway.TLSFiles
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+// newEnvTB is newEnv for tests and benchmarks.
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := config.NewCA()
