@@ -4,6 +4,7 @@
 //	mevents dev [--dir DIR]            a complete single-node development system
 //	mevents serve --config node.yaml   one node of a cluster
 //	mevents certs ca|node|client …     issue certificates
+//	mevents watch …                    print the events routed to a client
 //	mevents bench …                    measure a running system
 package main
 
@@ -42,6 +43,7 @@ Usage:
   mevents certs node --name N --hosts h1,h2 --out DIR [--ca DIR]
   mevents certs client --name C --out DIR [--ca DIR]
   mevents certs revoke --cert C.pem --crl crl.pem --ca DIR   add a certificate to the CRL (api.tls.crl)
+  mevents watch [--group G] [--types a,b]          print the events routed to a client, acknowledging them (watch -h)
   mevents bench [flags]                            measure a running system through its public API (bench -h)
 `
 
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCerts(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "watch":
+		return runWatch(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
