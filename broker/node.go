@@ -53,6 +53,10 @@ type NodeConfig struct {
 	// write (the default, which favours not losing acknowledged events).
 	SyncInterval time.Duration
 
+	// AckTimeout is how long a delivered event may stay unacknowledged
+	// before it is delivered again; default DefaultAckTimeout (consume.go).
+	AckTimeout time.Duration
+
 	// LameDuck is how long a graceful shutdown spreads the closing of
 	// operator connections over; default 2s.
 	LameDuck time.Duration
@@ -78,6 +82,8 @@ type Node struct {
 
 	kvMu sync.Mutex         // guards kv
 	kv   jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
+
+	groups groupCache // consumers of consumer groups (group.go)
 }
 
 // NewNode returns a node that is not started yet: Open starts it.

@@ -16,6 +16,7 @@ import (
 //	stream   EV_<type with "." replaced by "_">     md.gov.person.registered → EV_md_gov_person_registered
 //	subjects ev.<type>.<partition>                   events:      ev.md.gov.person.registered.7
 //	         evtest.<client>.<type>.<partition>      test events: evtest.demo-consumer.md.gov.person.registered.7
+//	         evredo.<client>.<group>.<type>.<partition>  dead events sent back to one group (dead.go)
 //
 // Type names are dot-separated tokens of [A-Za-z0-9_-] (checked when the
 // registry is loaded, which also rejects two types with one stream name), so
@@ -35,7 +36,7 @@ func Subject(t string, p int, testFor string) string {
 }
 
 func streamSubjects(t string) []string {
-	return []string{"ev." + t + ".*", "evtest.*." + t + ".*"}
+	return []string{"ev." + t + ".*", "evtest.*." + t + ".*", "evredo.*.*." + t + ".*"}
 }
 
 // Partition returns the partition (0…Partitions-1) of a partition key:

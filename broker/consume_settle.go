@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Ack ids. An ack id is the base64url (unpadded) form of the JetStream ack
+// subject of the delivery:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+//
+// (or its 12-token form with domain and account hash). It names the stream,
+// the group's consumer (whose name holds the client and group, group.go) and the
+// event, so any request of the client, on any node, can settle it: no
+// per-connection state is needed. Settle refuses ack ids of consumers that
+// are not the caller's.
+
+// SettleOp is what a consumer does with deliveries.
+type SettleOp string
+
+// Settle operations.
+const (
+	SettleAck     SettleOp = "ack"     // processed: never deliver again
+	SettleRelease SettleOp = "release" // deliver again, after Delay
+	SettleDead    SettleOp = "dead"    // move to the dead-event store with Reason
+)
+
+// Settlement settles some deliveries.
+type Settlement struct {
+	Op     SettleOp
+	AckIDs []string
+	// Delay is how long a released event waits before it is delivered
+	// again; the event's partition key stays blocked meanwhile.
+	Delay time.Duration
+	// Reason is kept with a dead event.
+	Reason string
+}
+
+// SettleFailure says why one ack id was not settled.
+type SettleFailure struct {
+	AckID string `json:"ackId"`
+	Error string `json:"error"`
+}
+
+// SettleResult lists the outcome per ack id.
+type SettleResult struct {
+	Succeeded []string        `json:"succeeded"`
+	Failed    []SettleFailure `json:"failed"`
+}
+
+// settleTimeout bounds one settlement when ctx has no deadline; it covers
+// the election of a new consumer leader after a node died.
+const settleTimeout = 10 * time.Second
+
+// ackRef is a parsed ack id.
+type ackRef struct {
+	reply     string
+	stream    string
+	consumer  string
+	client    string
+	group     string
+	partition int
+	delivered int
+	seq       uint64 // stream sequence
+}
+
+func encodeAckID(reply string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(reply))
+}
+
+// ackKeyOf identifies the event (not the delivery) an ack id refers to; ""
+// for malformed ids.
+func ackKeyOf(id string) string {
+	r, err := parseAckID(id)
+	if err != nil {
+		return ""
+	}
+	return r.stream + " " + r.consumer + " " + strconv.FormatUint(r.seq, 10)
+}
+
+func parseAckID(id string) (ackRef, error) {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || len(b) > 512 {
+		return ackRef{}, fmt.Errorf("malformed ack id")
+	}
+	reply := string(b)
+	toks := strings.Split(reply, ".")
+	for _, t := range toks {
+		if t == "" || strings.ContainsAny(t, "*> \t\r\n") {
+			return ackRef{}, fmt.Errorf("malformed ack id")
+		}
+	}
+	var r ackRef
+	var rest []string
+	switch {
+	case len(toks) == 9 && toks[0] == "$JS" && toks[1] == "ACK":
+		r.stream, r.consumer, rest = toks[2], toks[3], toks[4:]
+	case len(toks) >= 11 && toks[0] == "$JS" && toks[1] == "ACK":
+		r.stream, r.consumer, rest = toks[4], toks[5], toks[6:]
+	default:
+		return ackRef{}, fmt.Errorf("malformed ack id")
+	}
+	dc, err1 := strconv.Atoi(rest[0])
+	seq, err2 := strconv.ParseUint(rest[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return ackRef{}, fmt.Errorf("malformed ack id")
+	}
+	client, group, p, ok := parseConsumerName(r.consumer)
+	if !ok {
+		return ackRef{}, fmt.Errorf("malformed ack id")
+	}
+	r.reply, r.client, r.group, r.partition, r.delivered, r.seq = reply, client, group, p, dc, seq
+	return r, nil
+}
+
+// ownAckID parses id and checks that it is a delivery to cl.
+func ownAckID(cl *Client, id string) (ackRef, error) {
+	r, err := parseAckID(id)
+	if err != nil {
+		return r, err
+	}
+	if r.client != cl.ID {
+		return r, fmt.Errorf("unknown ack id")
+	}
+	for _, t := range cl.Consume {
+		if StreamName(t) == r.stream {
+			return r, nil
+		}
+	}
+	return r, fmt.Errorf("unknown ack id")
+}
+
+// Settle acknowledges, releases or kills the deliveries named by ack ids.
+// Every id is reported as succeeded or failed (malformed, not the caller's,
+// or the store did not answer). Settling an event that was settled already
+// or redelivered since succeeds or is a no-op: JetStream keeps the state.
+func (n *Node) Settle(ctx context.Context, cl *Client, st Settlement) SettleResult {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, settleTimeout)
+		defer cancel()
+	}
+	res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
+	for _, id := range st.AckIDs {
+		if err := n.settleOne(ctx, cl, st, id); err != nil {
+			res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: err.Error()})
+			continue
+		}
+		res.Succeeded = append(res.Succeeded, id)
+	}
+	return res
+}
+
+func (n *Node) settleOne(ctx context.Context, cl *Client, st Settlement, id string) error {
+	r, err := ownAckID(cl, id)
+	if err != nil {
+		return err
+	}
+	var body string
+	switch st.Op {
+	case SettleAck:
+		body = "+ACK"
+	case SettleRelease:
+		body = "-NAK"
+		if st.Delay > 0 {
+			body = fmt.Sprintf(`-NAK {"delay":%d}`, st.Delay.Nanoseconds())
+		}
+	case SettleDead:
+		reason := st.Reason
+		if reason == "" {
+			reason = "reported dead by the consumer"
+		}
+		if err := n.buryDelivery(ctx, r.reply, OriginConsumer, reason); err != nil {
+			n.log.Error("move to dead events", "consumer", r.consumer, "seq", r.seq, "err", err)
+			return fmt.Errorf("the event store is unavailable")
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown operation %q", st.Op)
+	}
+	if err := n.ackRequest(ctx, r.reply, body); err != nil {
+		n.log.Warn("settle", "op", st.Op, "consumer", r.consumer, "seq", r.seq, "err", err)
+		return fmt.Errorf("the event store did not confirm")
+	}
+	return nil
+}
+
+// ackRequest sends an acknowledgement (ACK, NAK, TERM) and waits for
+// JetStream to confirm it. While a consumer's leader moves (a node died)
+// nobody answers for a few seconds: it retries until ctx ends.
+func (n *Node) ackRequest(ctx context.Context, reply, body string) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := n.nc.RequestWithContext(actx, reply, []byte(body))
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}

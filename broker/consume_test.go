@@ -1,0 +1,326 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents/broker"
+)
+
+const consumeType = "t.orders"
+
+// consumeNode is a single node with one type, a producer and two consumers.
+func consumeNode(t *testing.T) (*broker.Node, *broker.Registry) {
+	t.Helper()
+	n := openNode(t, broker.NodeConfig{Name: "n1", SyncInterval: time.Minute, AckTimeout: time.Second})
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 1}}, []broker.Client{
+		{ID: "prod", Produce: []string{consumeType}},
+		{ID: "c1", Consume: []string{consumeType}, MaxDeliver: 2},
+		{ID: "c2", Consume: []string{consumeType}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.ApplyRegistry(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	return n, reg
+}
+
+func publish(t *testing.T, n *broker.Node, producer string, test bool, events ...broker.Event) {
+	t.Helper()
+	if err := n.Publish(context.Background(), broker.Publication{Producer: producer, Test: test, Events: events}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type delivered struct {
+	ID            string `json:"id"`
+	PartitionKey  string `json:"partitionkey"`
+	AckID         string `json:"ackid"`
+	DeliveryCount int    `json:"deliverycount"`
+	TestEvent     bool   `json:"testevent"`
+}
+
+func next(t *testing.T, s *broker.Subscription, within time.Duration) (broker.Delivery, delivered) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	d, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("next: %v", err)
+	}
+	var ev delivered
+	if err := json.Unmarshal(d.Event, &ev); err != nil {
+		t.Fatalf("delivered event %s: %v", d.Event, err)
+	}
+	if ev.AckID != d.AckID || ev.DeliveryCount != d.Count {
+		t.Fatalf("event %s does not carry ackid %s and deliverycount %d", d.Event, d.AckID, d.Count)
+	}
+	return d, ev
+}
+
+func settle(t *testing.T, s *broker.Subscription, st broker.Settlement) {
+	t.Helper()
+	res := s.Settle(context.Background(), st)
+	if len(res.Failed) > 0 || len(res.Succeeded) != len(st.AckIDs) {
+		t.Fatalf("settle %s: %+v", st.Op, res)
+	}
+}
+
+func TestConsumeOrderPerKey(t *testing.T) {
+	n, reg := consumeNode(t)
+	const keys, perKey = 25, 20
+	var evs []broker.Event
+	for i := 0; i < perKey; i++ {
+		for k := 0; k < keys; k++ {
+			evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("%d-%d", k, i), fmt.Sprintf("key-%d", k)))
+		}
+	}
+	publish(t, n, "prod", false, evs...)
+
+	s, err := n.Subscribe(context.Background(), broker.SubscribeOptions{Client: reg.Client("c2"), MaxInFlight: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	last := map[string]int{}
+	for got := 0; got < keys*perKey; got++ {
+		d, ev := next(t, s, 10*time.Second)
+		var k, i int
+		fmt.Sscanf(ev.ID, "%d-%d", &k, &i)
+		if want := last[ev.PartitionKey]; d.Count != 1 || i != want {
+			t.Fatalf("event %s (delivery %d) of %s, want sequence %d", ev.ID, d.Count, ev.PartitionKey, want)
+		}
+		last[ev.PartitionKey] = i + 1
+		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	}
+}
+
+func TestConsumeRedelivery(t *testing.T) {
+	n, reg := consumeNode(t)
+	c2 := reg.Client("c2")
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "e1", "k"), event(t, consumeType, "/s", "e2", "k"))
+
+	s, err := n.Subscribe(context.Background(), broker.SubscribeOptions{Client: c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ev := next(t, s, 5*time.Second)
+	if ev.ID != "e1" || ev.DeliveryCount != 1 {
+		t.Fatalf("first delivery %+v", ev)
+	}
+	// Not acknowledged within the ack timeout (1s): delivered again, and e2
+	// (same key) is held back meanwhile.
+	_, ev = next(t, s, 5*time.Second)
+	if ev.ID != "e1" || ev.DeliveryCount != 2 {
+		t.Fatalf("after the ack timeout got %+v, want e1 delivery 2", ev)
+	}
+	// Closing releases it at once to the next instance of the group.
+	s.Close()
+	s, err = n.Subscribe(context.Background(), broker.SubscribeOptions{Client: c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, ev := next(t, s, 5*time.Second)
+	if ev.ID != "e1" || ev.DeliveryCount < 3 {
+		t.Fatalf("after reconnect got %+v, want e1 delivery ≥ 3", ev)
+	}
+	// Release with a delay: redelivered no sooner than the delay.
+	released, count := time.Now(), d.Count
+	settle(t, s, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{d.AckID}, Delay: 300 * time.Millisecond})
+	d, ev = next(t, s, 5*time.Second)
+	if ev.ID != "e1" || ev.DeliveryCount != count+1 || time.Since(released) < 300*time.Millisecond {
+		t.Fatalf("after release got %+v after %v", ev, time.Since(released))
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	_, ev = next(t, s, 5*time.Second)
+	if ev.ID != "e2" || ev.DeliveryCount != 1 {
+		t.Fatalf("after ack got %+v, want e2", ev)
+	}
+}
+
+func TestConsumeGroupsAndStart(t *testing.T) {
+	n, reg := consumeNode(t)
+	c2 := reg.Client("c2")
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "old", "k"))
+	ctx := context.Background()
+
+	latest, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c2, Group: "fresh", Start: broker.Start{Latest: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer latest.Close()
+	history, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c2, Group: "replay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer history.Close()
+	if _, ev := next(t, history, 5*time.Second); ev.ID != "old" {
+		t.Fatalf("named group got %+v, want the old event", ev)
+	}
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "new", "k"))
+	if _, ev := next(t, latest, 5*time.Second); ev.ID != "new" {
+		t.Fatalf("start=latest group got %+v, want the new event", ev)
+	}
+
+	for _, g := range []string{"a.b", "x y", "*", string(make([]byte, 65))} {
+		if _, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c2, Group: g}); broker.ErrorCode(err) != broker.CodeInvalid {
+			t.Fatalf("group %q: err=%v, want invalid", g, err)
+		}
+	}
+	if _, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("prod")}); broker.ErrorCode(err) != broker.CodeForbidden {
+		t.Fatalf("producer without routed types: err=%v, want forbidden", err)
+	}
+}
+
+func TestConsumeTestEventsAndForeignAckIDs(t *testing.T) {
+	n, reg := consumeNode(t)
+	c1, c2 := reg.Client("c1"), reg.Client("c2")
+	publish(t, n, "c1", true, event(t, consumeType, "/s", "test1", "k"))
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "real", "other"))
+	ctx := context.Background()
+
+	s2, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	d2, ev := next(t, s2, 5*time.Second)
+	if ev.ID != "real" {
+		t.Fatalf("c2 got %+v, want only the real event", ev)
+	}
+	s1, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	seen := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		d, ev := next(t, s1, 5*time.Second)
+		seen[ev.ID] = ev.TestEvent == (ev.ID == "test1")
+		settle(t, s1, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	}
+	if !seen["test1"] || !seen["real"] {
+		t.Fatalf("c1 saw %v, want its test event and the real one", seen)
+	}
+	// c1 cannot settle c2's delivery.
+	res := n.Settle(ctx, c1, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d2.AckID, "bm9wZQ"}})
+	if len(res.Succeeded) != 0 || len(res.Failed) != 2 {
+		t.Fatalf("foreign and malformed ack ids: %+v", res)
+	}
+	ctx2, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if d, err := s2.Next(ctx2); err == nil && d.Count == 1 {
+		t.Fatalf("c2 got a new delivery %s after a foreign ack", d.Event)
+	}
+}
+
+func TestConsumeDeadEvents(t *testing.T) {
+	n, reg := consumeNode(t)
+	c1 := reg.Client("c1") // maxDeliver 2
+	publish(t, n, "prod", false,
+		event(t, consumeType, "/s", "bad", "k1"),
+		event(t, consumeType, "/s", "poison", "k2"),
+		event(t, consumeType, "/s", "after", "k2"))
+	ctx := context.Background()
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c1, Group: "g1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	deadline := time.Now().Add(20 * time.Second)
+	gotAfter := false
+	for !gotAfter && time.Now().Before(deadline) {
+		d, ev := next(t, s, 10*time.Second)
+		switch ev.ID {
+		case "bad":
+			settle(t, s, broker.Settlement{Op: broker.SettleDead, AckIDs: []string{d.AckID}, Reason: "cannot parse"})
+		case "poison":
+			if d.Count > 2 {
+				t.Fatalf("poison delivered %d times, maxDeliver is 2", d.Count)
+			}
+			settle(t, s, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{d.AckID}})
+		case "after":
+			gotAfter = true
+			settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+		}
+	}
+	if !gotAfter {
+		t.Fatal("the key behind the poison event never moved on")
+	}
+
+	page, err := n.ListDead(ctx, c1, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Next == "" {
+		t.Fatalf("first page %+v", page)
+	}
+	first := page.Items[0]
+	page, err = n.ListDead(ctx, c1, page.Next, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Next != "" {
+		t.Fatalf("second page %+v", page)
+	}
+	second := page.Items[0]
+	byOrigin := map[string]broker.DeadEvent{first.Origin: first, second.Origin: second}
+	if c := byOrigin[broker.OriginConsumer]; c.Reason != "cannot parse" || c.Group != "g1" || c.DeliveryCount != 1 || !jsonHasID(c.Event, "bad") {
+		t.Fatalf("consumer-reported dead event %+v", c)
+	}
+	if m := byOrigin[broker.OriginMaxDeliver]; m.DeliveryCount != 2 || !jsonHasID(m.Event, "poison") {
+		t.Fatalf("maxDeliver dead event %+v", m)
+	}
+	// Another client sees none of them and cannot touch them.
+	if p, err := n.ListDead(ctx, reg.Client("c2"), "", 10); err != nil || len(p.Items) != 0 {
+		t.Fatalf("c2 lists %+v, %v", p, err)
+	}
+	if err := n.DeleteDead(ctx, reg.Client("c2"), first.ID); broker.ErrorCode(err) != broker.CodeNotFound {
+		t.Fatalf("c2 deletes c1's dead event: %v", err)
+	}
+
+	// Redeliver one to the same group; delete the other.
+	redo := byOrigin[broker.OriginConsumer]
+	if err := n.RedeliverDead(ctx, c1, redo.ID); err != nil {
+		t.Fatal(err)
+	}
+	d, ev := next(t, s, 10*time.Second)
+	if ev.ID != "bad" || d.Count != 1 {
+		t.Fatalf("after redeliver got %+v", ev)
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	if err := n.DeleteDead(ctx, c1, byOrigin[broker.OriginMaxDeliver].ID); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := n.ListDead(ctx, c1, "", 10); err != nil || len(p.Items) != 0 {
+		t.Fatalf("after redeliver and delete: %+v, %v", p, err)
+	}
+	// Another group of the same client does not get the redelivered event.
+	other, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c1, Group: "g2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ids := map[string]int{}
+	for i := 0; i < 3; i++ {
+		d, ev := next(t, other, 5*time.Second)
+		ids[ev.ID]++
+		settle(t, other, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	}
+	if ids["bad"] != 1 || ids["poison"] != 1 || ids["after"] != 1 {
+		t.Fatalf("group g2 got %v, want each original once", ids)
+	}
+}
+
+func jsonHasID(raw json.RawMessage, id string) bool {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	return json.Unmarshal(raw, &ev) == nil && ev.ID == id
+}

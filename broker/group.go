@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Consumer groups. A group is an independent cursor of one client over the
+// types routed to it. Every (client, group, type, partition) is one durable
+// pull consumer on the type's stream:
+//
+//	name     g<len(client)>_<client>_<group>_<partition>   g8_consumer_default_7
+//	filters  ev.<type>.<p>, evtest.<client>.<type>.<p>, evredo.<client>.<group>.<type>.<p>
+//	acks     explicit; AckWait = the node's ack timeout; MaxAckPending 1; MaxDeliver unlimited
+//
+// MaxAckPending 1 makes JetStream itself keep the order of a partition (and
+// so of every partition key): the next event of a partition is delivered
+// only once the previous one is acknowledged, released with a delay keeps it
+// pending, dead events are terminated. The order therefore holds whatever
+// instance, connection or node pulls. MaxDeliver is enforced here, not by
+// JetStream, so that an event delivered too often moves to the dead-event
+// store instead of being dropped (dead.go).
+//
+// The length prefix makes the name injective: no two (client, group) pairs
+// share a consumer, though both may contain "_".
+
+// DefaultGroup is the group of a client that names none.
+const DefaultGroup = "default"
+
+// DefaultAckTimeout is how long a delivery may stay unacknowledged.
+const DefaultAckTimeout = 30 * time.Second
+
+var groupName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidGroup returns an *Error (CodeInvalid) unless g is a valid group name.
+func ValidGroup(g string) error {
+	if !groupName.MatchString(g) {
+		return Errorf(CodeInvalid, "group %q is not valid: use 1 to 64 of A-Z a-z 0-9 _ -", g)
+	}
+	return nil
+}
+
+// Start says where a new group begins; the zero value is the oldest
+// retained event. It applies only when the group is first used.
+type Start struct {
+	Latest bool      // only events accepted after the group was created
+	Time   time.Time // events accepted at or after Time
+}
+
+func consumerName(client, group string, p int) string {
+	return "g" + strconv.Itoa(len(client)) + "_" + client + "_" + group + "_" + strconv.Itoa(p)
+}
+
+// parseConsumerName is the inverse of consumerName; ok is false for names
+// of other consumers.
+func parseConsumerName(name string) (client, group string, p int, ok bool) {
+	if !strings.HasPrefix(name, "g") {
+		return "", "", 0, false
+	}
+	i := strings.IndexByte(name, '_')
+	if i < 0 {
+		return "", "", 0, false
+	}
+	n, err := strconv.Atoi(name[1:i])
+	rest := name[i+1:]
+	if err != nil || n <= 0 || len(rest) < n+1 || rest[n] != '_' {
+		return "", "", 0, false
+	}
+	client, rest = rest[:n], rest[n+1:]
+	j := strings.LastIndexByte(rest, '_')
+	if j < 0 {
+		return "", "", 0, false
+	}
+	group = rest[:j]
+	p, err = strconv.Atoi(rest[j+1:])
+	if err != nil || p < 0 || p >= Partitions || !groupName.MatchString(group) {
+		return "", "", 0, false
+	}
+	return client, group, p, true
+}
+
+func redoSubject(client, group, t string, p int) string {
+	return "evredo." + client + "." + group + "." + t + "." + strconv.Itoa(p)
+}
+
+// groupCache remembers the consumers this node has looked up or created,
+// and the dead-event stream (dead.go).
+type groupCache struct {
+	mu        sync.Mutex
+	consumers map[string]jetstream.Consumer // by stream + " " + name
+	dead      jetstream.Stream
+}
+
+func (n *Node) ackTimeout() time.Duration {
+	if n.cfg.AckTimeout > 0 {
+		return n.cfg.AckTimeout
+	}
+	return DefaultAckTimeout
+}
+
+func (n *Node) retention(t string) time.Duration {
+	if reg := n.Registry(); reg != nil {
+		if et := reg.Type(t); et != nil && et.Retention > 0 {
+			return et.Retention
+		}
+	}
+	return DefaultRetention
+}
+
+func (n *Node) consumerConfig(client, group, t string, p int, start Start) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
+		Durable:     consumerName(client, group, p),
+		Description: fmt.Sprintf("mevents group %s of client %s, partition %d", group, client, p),
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     n.ackTimeout(),
+		// MaxDeliver is enforced by the subscription (dead events).
+		MaxDeliver:    -1,
+		MaxAckPending: 1,
+		FilterSubjects: []string{
+			Subject(t, p, ""), Subject(t, p, client), redoSubject(client, group, t, p),
+		},
+		Metadata: map[string]string{"mevents_client": client, "mevents_group": group, "mevents_partition": strconv.Itoa(p)},
+		// A group unused for longer than the type's retention has no
+		// position worth keeping: every retained event is newer than its
+		// last pull, so a group created again from the oldest event misses
+		// nothing and repeats nothing.
+		InactiveThreshold: n.retention(t) + 24*time.Hour,
+	}
+	switch {
+	case start.Latest:
+		cc.DeliverPolicy = jetstream.DeliverNewPolicy
+	case !start.Time.IsZero():
+		st := start.Time
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &st
+	default:
+		cc.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	return cc
+}
+
+// groupConsumer returns the consumer of (client, group, type t, partition
+// p), creating it with start when it does not exist yet.
+func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int, start Start) (jetstream.Consumer, error) {
+	stream := StreamName(t)
+	name := consumerName(client, group, p)
+	key := stream + " " + name
+	n.groups.mu.Lock()
+	c := n.groups.consumers[key]
+	n.groups.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	want := n.consumerConfig(client, group, t, p, start)
+	var err error
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		c, err = n.js.Consumer(ctx, stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			c, err = n.js.CreateConsumer(ctx, stream, want)
+		} else if err == nil && c.CachedInfo().Config.AckWait != want.AckWait {
+			// The ack timeout changed: everything else of a group stays.
+			upd := c.CachedInfo().Config
+			upd.AckWait = want.AckWait
+			c, err = n.js.UpdateConsumer(ctx, stream, upd)
+		}
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: fmt.Errorf("consumer %s on %s: %w", name, stream, err)}
+	}
+	n.groups.mu.Lock()
+	if n.groups.consumers == nil {
+		n.groups.consumers = make(map[string]jetstream.Consumer)
+	}
+	n.groups.consumers[key] = c
+	n.groups.mu.Unlock()
+	return c, nil
+}
+
+func (n *Node) forgetConsumer(stream, name string) {
+	n.groups.mu.Lock()
+	delete(n.groups.consumers, stream+" "+name)
+	n.groups.mu.Unlock()
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents/config"
+)
+
+// TestBenchEventFitsSchema: the bench's events are what its schema accepts,
+// at the size asked for.
+func TestBenchEvent(t *testing.T) {
+	for _, size := range []int{200, 1024, 4096} {
+		var buf bytes.Buffer
+		benchEvent(&buf, "org.mevents.bench", "p1", 7, "k3", size, time.Now())
+		var ev map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &ev); err != nil {
+			t.Fatalf("size %d: %v: %s", size, err, buf.Bytes())
+		}
+		if size >= 400 && (buf.Len() < size-2 || buf.Len() > size+2) {
+			t.Fatalf("event of %d bytes, want about %d", buf.Len(), size)
+		}
+	}
+}
+
+// TestBench runs the bench command against a development system: the
+// events pass the bench type's schema, every produced event is delivered
+// to the WebSocket consumers, and the raw JetStream rate is measured.
+func TestBench(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := writeDevSystem(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.JetStream.Sync = config.Sync(time.Minute)
+	m := runMain(t, cfg, nil)
+	pki := filepath.Join(dir, "pki")
+	var progress bytes.Buffer
+	c := benchConfig{
+		APIs: []string{"https://" + m.API.Addr()}, CA: filepath.Join(pki, "ca.pem"),
+		Cert: filepath.Join(pki, "demo-producer.pem"), Key: filepath.Join(pki, "demo-producer-key.pem"),
+		ConsumerCert: filepath.Join(pki, "demo-consumer.pem"), ConsumerKey: filepath.Join(pki, "demo-consumer-key.pem"),
+		Type: "org.mevents.bench", Producers: 2, Consumers: 2, Batch: 50, Size: 1024, Keys: 20,
+		Duration: time.Second, Count: 600, MaxInFlight: 100,
+		NATS: "tls://" + m.Node.OperatorAddr(), NATSUser: cfg.NATS.Operators[0].User, NATSPassword: cfg.NATS.Operators[0].Password,
+		Progress: &progress,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := bench(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Produced != 600 || r.Errors != 0 {
+		t.Fatalf("produced %d with %d errors %v, want 600 and none", r.Produced, r.Errors, r.FirstErrors)
+	}
+	if r.Delivered != 600 {
+		t.Fatalf("delivered %d, want 600", r.Delivered)
+	}
+	if r.RawRate <= 0 || len(r.EndToEnd) != 600 || len(r.Request) != 12 {
+		t.Fatalf("raw %.0f/s, %d latencies, %d request latencies", r.RawRate, len(r.EndToEnd), len(r.Request))
+	}
+	var out bytes.Buffer
+	r.print(&out)
+	for _, want := range []string{"produced   600 events", "delivered  600 events", "end-to-end latency p50", "gateway/raw"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestWatch: `mevents watch` prints an event produced to the dev system as
+// one JSON line and acknowledges it.
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := writeDevSystem(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.JetStream.Sync = config.Sync(time.Minute)
+	m := runMain(t, cfg, nil)
+	pki := filepath.Join(dir, "pki")
+	body, err := os.ReadFile(filepath.Join(dir, "examples", "person-registered.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := mtlsClient(t, pki, "demo-producer").Post("https://"+m.API.Addr()+"/v1/events", "application/cloudevents+json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"watch", "--api", "https://" + m.API.Addr(), "--ca", filepath.Join(pki, "ca.pem"),
+			"--cert", filepath.Join(pki, "demo-consumer.pem"), "--key", filepath.Join(pki, "demo-consumer-key.pem"),
+			"--types", "md.gov.person.registered"}, &out, io.Discard)
+	}()
+	for !strings.Contains(out.String(), "person-2004012345678") {
+		select {
+		case err := <-done:
+			t.Fatalf("watch ended: %v (printed %q)", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &ev); err != nil || ev["authid"] != "demo-producer" {
+		t.Fatalf("printed %q (%v)", out.String(), err)
+	}
+}

@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents/broker"
+)
+
+// Dead events (CONTRACT §5.3): a client lists, redelivers and deletes its
+// own; another client's look like missing ones (404).
+
+const (
+	defaultDeadLimit = 100
+	maxDeadLimit     = 1000
+)
+
+// deadEventRoutes registers /v1/dead-events….
+func (s *Server) deadEventRoutes(v1 *gin.RouterGroup) {
+	v1.GET("/dead-events", s.getDeadEvents)
+	v1.POST("/dead-events/:id/redeliver", s.redeliverDeadEvent)
+	v1.DELETE("/dead-events/:id", s.deleteDeadEvent)
+}
+
+type deadPage struct {
+	Items []broker.DeadEvent `json:"items"`
+	Next  *string            `json:"next"`
+}
+
+// getDeadEvents handles GET /v1/dead-events?limit=&cursor=.
+func (s *Server) getDeadEvents(c *gin.Context) {
+	limit := defaultDeadLimit
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxDeadLimit {
+			s.fail(c, broker.Errorf(broker.CodeInvalid, "limit must be an integer from 1 to %d", maxDeadLimit))
+			return
+		}
+		limit = n
+	}
+	page, err := s.broker.ListDead(c.Request.Context(), clientOf(c), c.Query("cursor"), limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := deadPage{Items: page.Items}
+	if page.Next != "" {
+		out.Next = &page.Next
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// redeliverDeadEvent handles POST /v1/dead-events/{id}/redeliver: the event
+// goes back to the client's group it died in (202) and leaves the store.
+func (s *Server) redeliverDeadEvent(c *gin.Context) {
+	id := c.Param("id")
+	if err := s.broker.RedeliverDead(c.Request.Context(), clientOf(c), id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"id": id})
+}
+
+// deleteDeadEvent handles DELETE /v1/dead-events/{id} (204).
+func (s *Server) deleteDeadEvent(c *gin.Context) {
+	if err := s.broker.DeleteDead(c.Request.Context(), clientOf(c), c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

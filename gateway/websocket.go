@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+	"github.com/mevents/mevents/broker"
+	"github.com/olahol/melody"
+)
+
+// WebSocket consumers (CONTRACT §5.1): GET /v1/subscription/ws. One
+// subscription per connection; a goroutine per session takes deliveries
+// within the connection's credit (maxInFlight) and writes one event per text
+// frame; client frames settle them.
+//
+// Origin policy: requests without an Origin header (programs, not
+// browsers) are accepted; a browser's Origin must name the host the request
+// was sent to, so that no other web site can open a consumer's connection
+// with the user's client certificate.
+
+const (
+	wsSubprotocol = "cloudevents.json"
+	// wsMaxMessage bounds a client frame: settle frames are small.
+	wsMaxMessage = 64 << 10
+	// wsControlBuffer is the room in a session's send buffer for result
+	// and error frames beside the at most maxMaxInFlight events.
+	wsControlBuffer = 64
+	keyWSConn       = "mevents.ws"
+	settleTimeout   = 10 * time.Second
+)
+
+// wsConn is the state of one WebSocket session.
+type wsConn struct {
+	sub    *broker.Subscription
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// newMelody configures the WebSocket hub. melody drops a frame when a
+// session's send buffer is full and reports it only to HandleError; the
+// buffer holds the largest credit plus control frames, and a dropped frame
+// closes the session.
+func (s *Server) newMelody() *melody.Melody {
+	m := melody.New()
+	m.Config.MaxMessageSize = wsMaxMessage
+	m.Config.MessageBufferSize = maxMaxInFlight + wsControlBuffer
+	m.Upgrader.Subprotocols = []string{wsSubprotocol}
+	m.Upgrader.CheckOrigin = sameOrigin
+	m.Upgrader.HandshakeTimeout = 10 * time.Second
+	m.HandleConnect(s.wsConnect)
+	m.HandleMessage(s.wsMessage)
+	m.HandleMessageBinary(func(ss *melody.Session, _ []byte) {
+		s.wsSend(ss, wsError{Op: "error", Message: "send text frames of JSON"})
+	})
+	m.HandleError(func(ss *melody.Session, err error) {
+		switch {
+		case errors.Is(err, melody.ErrMessageBufferFull):
+			// A frame was dropped: the session cannot go on. A close
+			// frame would be dropped too, so the connection is cut.
+			s.log.Warn("websocket send buffer full; closing the session", "remote", ss.RemoteAddr().String())
+			_ = ss.WebsocketConnection().Close()
+		case errors.Is(err, melody.ErrSessionClosed), errors.Is(err, melody.ErrWriteClosed),
+			websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+		default:
+			s.log.Debug("websocket", "err", err)
+		}
+	})
+	return m
+}
+
+// sameOrigin is the origin policy (see the file comment).
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// getWebSocket handles GET /v1/subscription/ws?group=&types=&maxInFlight=&start=.
+func (s *Server) getWebSocket(c *gin.Context) {
+	o, err := subscribeOptions(c, "maxInFlight", broker.DefaultMaxInFlight)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(c.Request) {
+		s.fail(c, broker.Errorf(broker.CodeInvalid, "this endpoint expects a WebSocket upgrade (HTTP/1.1, subprotocol %s)", wsSubprotocol))
+		return
+	}
+	if !sameOrigin(c.Request) {
+		s.fail(c, broker.Errorf(broker.CodeForbidden, "origin %q may not open a subscription", c.GetHeader("Origin")))
+		return
+	}
+	if !s.begin() {
+		s.fail(c, broker.Errorf(broker.CodeUnavailable, "the service is shutting down"))
+		return
+	}
+	defer s.consume.active.Done()
+	o.Spread = true // instances of a group share its partitions
+	sub, err := s.broker.Subscribe(c.Request.Context(), o)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	conn := &wsConn{sub: sub}
+	conn.ctx, conn.cancel = context.WithCancel(s.consume.ctx)
+	err = s.consume.ws.HandleRequestWithKeys(c.Writer, c.Request, map[string]any{keyWSConn: conn})
+	// The session has ended: stop the pump, then release what is unsettled.
+	conn.cancel()
+	conn.wg.Wait()
+	sub.Close()
+	if errors.Is(err, melody.ErrClosed) {
+		s.fail(c, broker.Errorf(broker.CodeUnavailable, "the service is shutting down"))
+	} else if err != nil {
+		c.Set(keyErr, err) // the upgrader has answered
+	}
+}
+
+func connOf(ss *melody.Session) *wsConn { return ss.MustGet(keyWSConn).(*wsConn) }
+
+// wsConnect starts the session's pump: deliveries come only within the
+// credit, so the send buffer never fills with events.
+func (s *Server) wsConnect(ss *melody.Session) {
+	conn := connOf(ss)
+	conn.wg.Add(1)
+	go func() {
+		defer conn.wg.Done()
+		for {
+			d, err := conn.sub.Next(conn.ctx)
+			if err != nil {
+				return
+			}
+			if ss.Write(d.Event) != nil {
+				return // the session is closed
+			}
+		}
+	}()
+}
+
+// wsFrame is a client frame.
+type wsFrame struct {
+	Op string          `json:"op"`
+	ID json.RawMessage `json:"id,omitempty"`
+	settleRequest
+}
+
+type wsResult struct {
+	Op        string                 `json:"op"`
+	ID        json.RawMessage        `json:"id"`
+	Succeeded []string               `json:"succeeded"`
+	Failed    []broker.SettleFailure `json:"failed"`
+}
+
+type wsError struct {
+	Op      string          `json:"op"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Message string          `json:"message"`
+}
+
+// wsMessage settles the deliveries a client frame names.
+func (s *Server) wsMessage(ss *melody.Session, msg []byte) {
+	conn := connOf(ss)
+	var f wsFrame
+	if err := json.Unmarshal(msg, &f); err != nil {
+		s.wsSend(ss, wsError{Op: "error", Message: "malformed frame: " + err.Error()})
+		return
+	}
+	if len(f.ID) > 0 && (f.ID[0] == '{' || f.ID[0] == '[') {
+		s.wsSend(ss, wsError{Op: "error", Message: "id must be a string or a number"})
+		return
+	}
+	op := broker.SettleOp(f.Op)
+	if op != broker.SettleAck && op != broker.SettleRelease && op != broker.SettleDead {
+		s.wsSend(ss, wsError{Op: "error", ID: f.ID, Message: `op must be "ack", "release" or "dead"`})
+		return
+	}
+	st, err := f.settlement(op)
+	if err != nil {
+		s.wsSend(ss, wsError{Op: "error", ID: f.ID, Message: broker.ErrorMessage(err)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(conn.ctx, settleTimeout)
+	defer cancel()
+	res := conn.sub.Settle(ctx, st)
+	if len(f.ID) > 0 {
+		s.wsSend(ss, wsResult{Op: "result", ID: f.ID, Succeeded: res.Succeeded, Failed: res.Failed})
+	}
+}
+
+// wsSend writes a control frame. A full buffer (a client that does not
+// read) closes the session (HandleError).
+func (s *Server) wsSend(ss *melody.Session, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("websocket frame", "err", err)
+		return
+	}
+	_ = ss.Write(b)
+}
