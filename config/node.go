@@ -44,6 +44,8 @@ type Node struct {
 	// Registry is the path of registry.yaml (default "registry.yaml").
 	Registry string `yaml:"registry"`
 	Log      Log    `yaml:"log"`
+	// Delivery configures consumers; it must be the same on every node.
+	Delivery Delivery `yaml:"delivery"`
 }
 
 // NodeSection names the node and its data.
@@ -169,6 +171,17 @@ func (s *Sync) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler.
 func (s Sync) MarshalYAML() (any, error) { return s.String(), nil }
 
+// Delivery configures the delivery of events to consumers.
+type Delivery struct {
+	// AckTimeout is how long a delivered event may stay unacknowledged
+	// before it is delivered again (default 30s). It applies to consumer
+	// groups created after it is set.
+	AckTimeout Duration `yaml:"ackTimeout"`
+}
+
+// DefaultAckTimeout is the default of delivery.ackTimeout.
+const DefaultAckTimeout = Duration(30 * time.Second)
+
 // Log configures the node's structured logs.
 type Log struct {
 	// Level is debug, info (the default), warn or error.
@@ -228,6 +241,9 @@ func (n *Node) Default() {
 	}
 	setDefault(&n.Registry, DefaultRegistry)
 	setDefault(&n.Log.Level, DefaultLogLevel)
+	if n.Delivery.AckTimeout == 0 {
+		n.Delivery.AckTimeout = DefaultAckTimeout
+	}
 }
 
 func setDefault(field *string, value string) {
@@ -286,6 +302,9 @@ func (n *Node) problems() problems {
 		p.add("node.name", "%q: a node name is letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters", n.Node.Name)
 	}
 	required(&p, "node.dataDir", n.Node.DataDir)
+	if n.Delivery.AckTimeout < Duration(time.Second) {
+		p.add("delivery.ackTimeout", "%s: must be at least 1s", n.Delivery.AckTimeout)
+	}
 
 	checkListen(&p, "api.listen", n.API.Listen)
 	required(&p, "api.tls.cert", n.API.TLS.Cert)

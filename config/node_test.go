@@ -44,6 +44,7 @@ func TestLoadNode(t *testing.T) {
 		JetStream: JetStream{MaxStore: 100 << 30, MaxMemory: 1 << 30, Sync: SyncAlways},
 		Registry:  p("registry.yaml"),
 		Log:       Log{Level: "debug"},
+		Delivery:  Delivery{AckTimeout: DefaultAckTimeout},
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Fatalf("LoadNode=\n%+v\nwant\n%+v", n, want)
@@ -76,6 +77,7 @@ func TestLoadNodeDefaults(t *testing.T) {
 		JetStream: JetStream{MaxStore: 10 << 30, MaxMemory: 256 << 20, Sync: SyncAlways},
 		Registry:  filepath.Join(dir, "registry.yaml"),
 		Log:       Log{Level: "info"},
+		Delivery:  Delivery{AckTimeout: DefaultAckTimeout},
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Fatalf("LoadNode=\n%+v\nwant\n%+v", n, want)

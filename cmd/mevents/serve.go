@@ -87,11 +87,12 @@ func NewMain(cfg *config.Node, log *slog.Logger) *Main {
 func (m *Main) Open(ctx context.Context) error {
 	cfg := m.Config
 	nc := broker.NodeConfig{
-		Name:      cfg.Node.Name,
-		StoreDir:  cfg.Node.DataDir,
-		MaxStore:  int64(cfg.JetStream.MaxStore),
-		MaxMemory: int64(cfg.JetStream.MaxMemory),
-		Logger:    m.Log,
+		Name:       cfg.Node.Name,
+		StoreDir:   cfg.Node.DataDir,
+		MaxStore:   int64(cfg.JetStream.MaxStore),
+		MaxMemory:  int64(cfg.JetStream.MaxMemory),
+		AckTimeout: time.Duration(cfg.Delivery.AckTimeout),
+		Logger:     m.Log,
 	}
 	if !cfg.JetStream.Sync.Always() {
 		nc.SyncInterval = cfg.JetStream.Sync.Interval()
