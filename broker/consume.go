@@ -62,6 +62,8 @@ type Delivery struct {
 	AckID string
 	// Count is the delivery count, 1 on the first delivery.
 	Count int
+	// Type is the event's type.
+	Type string
 	// Event is the stored event (structured JSON) with the ackid and
 	// deliverycount attributes added.
 	Event []byte
@@ -370,7 +372,7 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			continue
 		}
 		id := encodeAckID(m.Reply())
-		d := Delivery{AckID: id, Count: int(meta.NumDelivered), Event: withDeliveryAttrs(m.Data(), id, int(meta.NumDelivered))}
+		d := Delivery{AckID: id, Count: int(meta.NumDelivered), Type: k.typ, Event: withDeliveryAttrs(m.Data(), id, int(meta.NumDelivered))}
 		key := ackKeyOf(id)
 		p := &inFlight{part: k, reply: m.Reply(), settled: make(chan struct{}, 1)}
 		s.mu.Lock()

@@ -64,8 +64,10 @@ type Server struct {
 	log    *slog.Logger
 	broker Broker
 
-	catalog atomic.Pointer[Catalog]
-	tls     atomic.Pointer[tls.Config]
+	catalog    atomic.Pointer[Catalog]
+	catMu      sync.Mutex
+	catChanged chan struct{} // closed, and replaced, by SetCatalog
+	tls        atomic.Pointer[tls.Config]
 
 	// consume is the state of the subscription endpoints (subscription.go).
 	consume consumeState
@@ -96,8 +98,28 @@ func New(cfg Config, b Broker) *Server {
 }
 
 // SetCatalog makes c the registry the gateway authorizes and validates
-// with; it applies to the next request.
-func (s *Server) SetCatalog(c *Catalog) { s.catalog.Store(c) }
+// with; it applies to the next request, and open WebSockets whose client
+// lost its rights are closed.
+func (s *Server) SetCatalog(c *Catalog) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	s.catalog.Store(c)
+	if s.catChanged != nil {
+		close(s.catChanged)
+	}
+	s.catChanged = make(chan struct{})
+}
+
+// catalogState returns the catalog in force and a channel closed when it
+// is replaced.
+func (s *Server) catalogState() (*Catalog, <-chan struct{}) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	if s.catChanged == nil {
+		s.catChanged = make(chan struct{})
+	}
+	return s.catalog.Load(), s.catChanged
+}
 
 // Handler returns the API's HTTP handler (for tests that bring their own
 // server).

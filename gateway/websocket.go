@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
@@ -39,7 +40,13 @@ const (
 
 // wsConn is the state of one WebSocket session.
 type wsConn struct {
+	client string
+	types  []string
 	sub    *broker.Subscription
+	// handed maps the ack ids of unsettled deliveries to their types, for
+	// the metrics of settlements; at most maxInFlight entries.
+	mu     sync.Mutex
+	handed map[string]string
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -113,8 +120,10 @@ func (s *Server) getWebSocket(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	conn := &wsConn{sub: sub}
+	conn := &wsConn{client: o.Client.ID, types: o.Types, sub: sub, handed: make(map[string]string)}
 	conn.ctx, conn.cancel = context.WithCancel(s.consume.ctx)
+	s.Metrics().SessionOpened(conn.client)
+	defer s.Metrics().SessionClosed(conn.client)
 	err = s.consume.ws.HandleRequestWithKeys(c.Writer, c.Request, map[string]any{keyWSConn: conn})
 	// The session has ended: stop the pump, then release what is unsettled.
 	conn.cancel()
@@ -130,10 +139,13 @@ func (s *Server) getWebSocket(c *gin.Context) {
 func connOf(ss *melody.Session) *wsConn { return ss.MustGet(keyWSConn).(*wsConn) }
 
 // wsConnect starts the session's pump: deliveries come only within the
-// credit, so the send buffer never fills with events.
+// credit, so the send buffer never fills with events. A guard closes the
+// session when maintenance begins or the client loses its rights.
 func (s *Server) wsConnect(ss *melody.Session) {
 	conn := connOf(ss)
-	conn.wg.Add(1)
+	m := s.Metrics()
+	group := conn.sub.Group()
+	conn.wg.Add(2)
 	go func() {
 		defer conn.wg.Done()
 		for {
@@ -141,11 +153,91 @@ func (s *Server) wsConnect(ss *melody.Session) {
 			if err != nil {
 				return
 			}
+			conn.mu.Lock()
+			if len(conn.handed) >= 2*maxMaxInFlight {
+				// Deliveries that timed out were never settled here:
+				// forget them rather than grow.
+				clear(conn.handed)
+			}
+			conn.handed[d.AckID] = d.Type
+			conn.mu.Unlock()
 			if ss.Write(d.Event) != nil {
 				return // the session is closed
 			}
+			m.Delivered(conn.client, group, d.Type, 1)
+			if d.Count > 1 {
+				m.Redelivered(conn.client, group, d.Type, 1)
+			}
 		}
 	}()
+	go func() {
+		defer conn.wg.Done()
+		s.wsGuard(ss, conn)
+	}()
+}
+
+// WebSocket close codes (RFC 6455, IANA registry).
+const (
+	closePolicy     = 1008 // the client may no longer consume
+	closeTryLater   = 1013 // maintenance: try again later
+	maxCloseReason  = 123  // bytes a close frame's reason may hold
+	reasonTruncated = "…"
+)
+
+// wsGuard closes the session with 1013 when maintenance mode begins, and
+// with 1008 when a registry reload leaves the client unregistered, disabled
+// or without one of the session's types; it returns when the session ends.
+func (s *Server) wsGuard(ss *melody.Session, conn *wsConn) {
+	for {
+		maint, maintChanged := s.MaintenanceState()
+		if maint.Enabled {
+			wsClose(ss, closeTryLater, "maintenance: "+maint.Message)
+			return
+		}
+		cat, catChanged := s.catalogState()
+		if reason := lostRights(cat, conn.client, conn.types); reason != "" {
+			wsClose(ss, closePolicy, reason)
+			return
+		}
+		select {
+		case <-conn.ctx.Done():
+			return
+		case <-maintChanged:
+		case <-catChanged:
+		}
+	}
+}
+
+// lostRights says why client may no longer consume types, or "".
+func lostRights(cat *Catalog, client string, types []string) string {
+	if cat == nil {
+		return ""
+	}
+	cl := cat.reg.Client(client)
+	switch {
+	case cl == nil:
+		return "client " + client + " is no longer registered"
+	case cl.Disabled:
+		return "client " + client + " is disabled"
+	}
+	for _, t := range types {
+		if !cl.MayConsume(t) {
+			return "event type " + t + " is no longer routed to client " + client
+		}
+	}
+	return ""
+}
+
+// wsClose sends a close frame with code and reason, then closes.
+func wsClose(ss *melody.Session, code int, reason string) {
+	if len(reason) > maxCloseReason {
+		cut := maxCloseReason - len(reasonTruncated)
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut] + reasonTruncated
+	}
+	_ = ss.CloseWithMsg(websocket.FormatCloseMessage(code, reason))
 }
 
 // wsFrame is a client frame.
@@ -193,6 +285,19 @@ func (s *Server) wsMessage(ss *melody.Session, msg []byte) {
 	ctx, cancel := context.WithTimeout(conn.ctx, settleTimeout)
 	defer cancel()
 	res := conn.sub.Settle(ctx, st)
+	conn.mu.Lock()
+	for _, id := range res.Succeeded {
+		if typ, ok := conn.handed[id]; ok {
+			delete(conn.handed, id)
+			switch op {
+			case broker.SettleAck:
+				s.Metrics().Acked(conn.client, conn.sub.Group(), typ, 1)
+			case broker.SettleDead:
+				s.Metrics().Dead(conn.client, conn.sub.Group(), typ, "consumer")
+			}
+		}
+	}
+	conn.mu.Unlock()
 	if len(f.ID) > 0 {
 		s.wsSend(ss, wsResult{Op: "result", ID: f.ID, Succeeded: res.Succeeded, Failed: res.Failed})
 	}
