@@ -18,6 +18,36 @@ func (s *Server) adminRoutes(v1 *gin.RouterGroup) {
 	a.POST("/reload", s.adminReload)
 	a.GET("/maintenance", s.getMaintenance)
 	a.PUT("/maintenance", s.putMaintenance)
+	a.GET("/lag", s.adminLag)
+	a.GET("/clients/:id/dead-events", s.adminDeadEvents)
+}
+
+// adminLag handles GET /v1/admin/lag?client=: the backlog of every group
+// (or one client's), per event type.
+func (s *Server) adminLag(c *gin.Context) {
+	lags, err := s.broker.Lag(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	items := []broker.GroupLag{}
+	for _, l := range lags {
+		if cl := c.Query("client"); cl == "" || cl == l.Client {
+			items = append(items, l)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items})
+}
+
+// adminDeadEvents handles GET /v1/admin/clients/{id}/dead-events: any
+// client's dead events, paged like GET /v1/dead-events.
+func (s *Server) adminDeadEvents(c *gin.Context) {
+	cl := catalogOf(c).reg.Client(c.Param("id"))
+	if cl == nil {
+		s.fail(c, broker.Errorf(broker.CodeNotFound, "no client %q", c.Param("id")))
+		return
+	}
+	s.listDead(c, cl)
 }
 
 // SetReloader sets what POST /v1/admin/reload runs: reading the registry

@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/mevents/mevents/broker"
 )
@@ -112,5 +114,52 @@ func TestAdminReload(t *testing.T) {
 				t.Fatalf("detail %q, want %q", p.Detail, tt.detail)
 			}
 		}
+	}
+}
+
+// TestAdminLagAndDeadEvents: an admin sees a group's backlog and another
+// client's dead events; a non-admin gets neither.
+func TestAdminLagAndDeadEvents(t *testing.T) {
+	e := newConsumeEnv(t)
+	e.produce(order("lag-1", "k1"), order("lag-2", "k2"), order("lag-3", "k3"))
+	ws := e.mustDial("consumer", "types="+orderType+"&maxInFlight=10")
+	first := ws.event()
+	ws.send(map[string]any{"op": "dead", "ackIds": []string{first.AckID}, "reason": "cannot parse", "id": "1"})
+	ws.control()
+
+	admin := e.client("admin")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var lag struct{ Items []broker.GroupLag }
+		r := e.do(admin, http.MethodGet, "/v1/admin/lag?client=consumer", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("lag: %d %s", r.status, r.body)
+		}
+		if err := json.Unmarshal(r.body, &lag); err != nil {
+			t.Fatal(err)
+		}
+		if len(lag.Items) == 1 && lag.Items[0].Group == "default" && lag.Items[0].Type == orderType && lag.Items[0].AckPending >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag = %+v", lag.Items)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition
+	}
+	r := e.do(admin, http.MethodGet, "/v1/admin/clients/consumer/dead-events", nil)
+	var dead deadList
+	if err := json.Unmarshal(r.body, &dead); err != nil || r.status != http.StatusOK {
+		t.Fatalf("dead events: %d %s", r.status, r.body)
+	}
+	if len(dead.Items) != 1 || dead.Items[0].Reason != "cannot parse" {
+		t.Fatalf("dead events = %+v", dead.Items)
+	}
+	for _, path := range []string{"/v1/admin/lag", "/v1/admin/clients/consumer/dead-events"} {
+		if r := e.do(e.client("consumer"), http.MethodGet, path, nil); r.status != http.StatusForbidden {
+			t.Fatalf("GET %s as a non-admin: %d, want 403", path, r.status)
+		}
+	}
+	if r := e.do(admin, http.MethodGet, "/v1/admin/clients/nobody/dead-events", nil); r.status != http.StatusNotFound {
+		t.Fatalf("unknown client: %d, want 404", r.status)
 	}
 }

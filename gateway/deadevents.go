@@ -29,7 +29,10 @@ type deadPage struct {
 }
 
 // getDeadEvents handles GET /v1/dead-events?limit=&cursor=.
-func (s *Server) getDeadEvents(c *gin.Context) {
+func (s *Server) getDeadEvents(c *gin.Context) { s.listDead(c, clientOf(c)) }
+
+// listDead answers a page of cl's dead events.
+func (s *Server) listDead(c *gin.Context, cl *broker.Client) {
 	limit := defaultDeadLimit
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -39,7 +42,7 @@ func (s *Server) getDeadEvents(c *gin.Context) {
 		}
 		limit = n
 	}
-	page, err := s.broker.ListDead(c.Request.Context(), clientOf(c), c.Query("cursor"), limit)
+	page, err := s.broker.ListDead(c.Request.Context(), cl, c.Query("cursor"), limit)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -30,9 +30,6 @@ type Metrics struct {
 	redelivered *prometheus.CounterVec
 	dead        *prometheus.CounterVec
 	sessions    *prometheus.GaugeVec
-	pending     *prometheus.GaugeVec
-	ackPending  *prometheus.GaugeVec
-	oldest      *prometheus.GaugeVec
 }
 
 // NewMetrics creates the gateway's metrics and registers them on reg; nil
@@ -69,15 +66,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events moved to the dead-event store, by origin (consumer, maxDeliver)."}, append(cg, "origin")),
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mevents_websocket_sessions",
 			Help: "Open WebSocket subscriptions on this node."}, []string{"client"}),
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mevents_pending_events",
-			Help: "Events not yet delivered to a group."}, cg),
-		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mevents_ack_pending_events",
-			Help: "Events delivered to a group and not yet acknowledged."}, cg),
-		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mevents_oldest_unacked_seconds",
-			Help: "Age of the oldest unacknowledged delivery of a group."}, cg),
 	}
 	reg.MustRegister(m.requests, m.latency, m.produceRequests, m.events, m.validation, m.maintenance,
-		m.delivered, m.acked, m.redelivered, m.dead, m.sessions, m.pending, m.ackPending, m.oldest)
+		m.delivered, m.acked, m.redelivered, m.dead, m.sessions)
 	return m
 }
 
@@ -107,14 +98,6 @@ func (m *Metrics) SessionOpened(client string) { m.sessions.WithLabelValues(clie
 
 // SessionClosed: see SessionOpened.
 func (m *Metrics) SessionClosed(client string) { m.sessions.WithLabelValues(client).Dec() }
-
-// Lag sets the backlog of a group on a type: events not yet delivered,
-// delivered but unacknowledged, and the age of the oldest unacknowledged.
-func (m *Metrics) Lag(client, group, typ string, pending, ackPending uint64, oldestUnacked time.Duration) {
-	m.pending.WithLabelValues(client, group, typ).Set(float64(pending))
-	m.ackPending.WithLabelValues(client, group, typ).Set(float64(ackPending))
-	m.oldest.WithLabelValues(client, group, typ).Set(oldestUnacked.Seconds())
-}
 
 // Metrics returns the server's metrics, for the subscription endpoints.
 func (s *Server) Metrics() *Metrics { return s.ops.metrics }

@@ -21,6 +21,8 @@ type Inspector interface {
 	ClusterStatus(ctx context.Context) (broker.ClusterStatus, error)
 	// StreamStatus: see broker.Node.StreamStatus.
 	StreamStatus(ctx context.Context) ([]broker.StreamStatus, error)
+	// Lag: see broker.Node.Lag.
+	Lag(ctx context.Context) ([]broker.GroupLag, error)
 	// SetMaintenance stores the maintenance mode for every node.
 	SetMaintenance(ctx context.Context, m broker.Maintenance) error
 	// WatchMaintenance calls fn with the current mode and every change

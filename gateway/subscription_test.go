@@ -79,6 +79,7 @@ func newConsumeCluster(t *testing.T, size int) []*consumeEnv {
 		{ID: "consumer", Certificate: broker.CertificateMatch{Subject: "CN=consumer"}, Consume: []string{personType, orderType}, MaxDeliver: 2},
 		{ID: "other", Certificate: broker.CertificateMatch{Subject: "CN=other"}, Consume: []string{personType}},
 		{ID: "patient", Certificate: broker.CertificateMatch{Subject: "CN=patient"}, Consume: []string{orderType}},
+		{ID: "admin", Certificate: broker.CertificateMatch{Subject: "CN=admin"}, Admin: true},
 	})
 	cat, err := gateway.NewCatalog(reg)
 	if err != nil {

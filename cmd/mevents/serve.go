@@ -120,7 +120,8 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Node = broker.NewNode(nc)
 	m.Metrics = prometheus.NewRegistry()
-	m.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.Node.Collector())
+	m.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Node.Collector(), m.Node.LagCollector())
 	metrics := gateway.NewMetrics(m.Metrics)
 	m.Ops = gateway.NewOps(cfg.Ops.Listen, m.Node, m.Log)
 	m.Ops.ServeMetrics(m.Metrics)
