@@ -263,25 +263,12 @@ type wsError struct {
 // wsMessage settles the deliveries a client frame names.
 func (s *Server) wsMessage(ss *melody.Session, msg []byte) {
 	conn := connOf(ss)
-	var f wsFrame
-	if err := json.Unmarshal(msg, &f); err != nil {
-		s.wsSend(ss, wsError{Op: "error", Message: "malformed frame: " + err.Error()})
+	st, id, bad := decodeFrame(msg)
+	if bad != nil {
+		s.wsSend(ss, bad)
 		return
 	}
-	if len(f.ID) > 0 && (f.ID[0] == '{' || f.ID[0] == '[') {
-		s.wsSend(ss, wsError{Op: "error", Message: "id must be a string or a number"})
-		return
-	}
-	op := broker.SettleOp(f.Op)
-	if op != broker.SettleAck && op != broker.SettleRelease && op != broker.SettleDead {
-		s.wsSend(ss, wsError{Op: "error", ID: f.ID, Message: `op must be "ack", "release" or "dead"`})
-		return
-	}
-	st, err := f.settlement(op)
-	if err != nil {
-		s.wsSend(ss, wsError{Op: "error", ID: f.ID, Message: broker.ErrorMessage(err)})
-		return
-	}
+	op := st.Op
 	ctx, cancel := context.WithTimeout(conn.ctx, settleTimeout)
 	defer cancel()
 	res := conn.sub.Settle(ctx, st)
@@ -298,9 +285,30 @@ func (s *Server) wsMessage(ss *melody.Session, msg []byte) {
 		}
 	}
 	conn.mu.Unlock()
-	if len(f.ID) > 0 {
-		s.wsSend(ss, wsResult{Op: "result", ID: f.ID, Succeeded: res.Succeeded, Failed: res.Failed})
+	if len(id) > 0 {
+		s.wsSend(ss, wsResult{Op: "result", ID: id, Succeeded: res.Succeeded, Failed: res.Failed})
 	}
+}
+
+// decodeFrame reads a client frame: the settlement it asks for and its
+// request id, or the error frame that answers it.
+func decodeFrame(msg []byte) (broker.Settlement, json.RawMessage, *wsError) {
+	var f wsFrame
+	if err := json.Unmarshal(msg, &f); err != nil {
+		return broker.Settlement{}, nil, &wsError{Op: "error", Message: "malformed frame: " + err.Error()}
+	}
+	if len(f.ID) > 0 && (f.ID[0] == '{' || f.ID[0] == '[') {
+		return broker.Settlement{}, nil, &wsError{Op: "error", Message: "id must be a string or a number"}
+	}
+	op := broker.SettleOp(f.Op)
+	if op != broker.SettleAck && op != broker.SettleRelease && op != broker.SettleDead {
+		return broker.Settlement{}, nil, &wsError{Op: "error", ID: f.ID, Message: `op must be "ack", "release" or "dead"`}
+	}
+	st, err := f.settlement(op)
+	if err != nil {
+		return broker.Settlement{}, nil, &wsError{Op: "error", ID: f.ID, Message: broker.ErrorMessage(err)}
+	}
+	return st, f.ID, nil
 }
 
 // wsSend writes a control frame. A full buffer (a client that does not
