@@ -80,6 +80,9 @@ type Node struct {
 	mu       sync.Mutex // serialises registry application
 	registry atomic.Pointer[Registry]
 
+	// appUser is the in-process identity the application connects with.
+	appUser inProcessUser
+
 	kvMu sync.Mutex         // guards kv
 	kv   jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
 
@@ -105,6 +108,7 @@ func NewNode(cfg NodeConfig) *Node {
 // connects in process.
 func (n *Node) Open(ctx context.Context) error {
 	opts, appUser, err := n.serverOptions()
+	n.appUser = appUser
 	if err != nil {
 		return err
 	}

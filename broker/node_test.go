@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -281,6 +282,29 @@ func TestOperatorPort(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the application's in-process identity", func(t *testing.T) {
+		pub, sign := n.AppIdentityForTest()
+		if _, err := operatorJS(t, n, ca, nats.Nkey(pub, sign)); err == nil {
+			t.Fatal("the in-process identity logged in over the network")
+		}
+	})
+	t.Run("operator lists the streams", func(t *testing.T) {
+		if err := n.ApplyRegistry(context.Background(), testRegistry("org.example.listed")); err != nil {
+			t.Fatal(err)
+		}
+		js, err := operatorJS(t, n, ca, nats.UserInfo("ops", "s3cret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		lister := js.StreamNames(context.Background())
+		for name := range lister.Name() {
+			names = append(names, name)
+		}
+		if lister.Err() != nil || !slices.Contains(names, broker.StreamName("org.example.listed")) {
+			t.Fatalf("stream ls = %v (%v)", names, lister.Err())
+		}
+	})
 	t.Run("plain TCP", func(t *testing.T) {
 		nc, err := nats.Connect("nats://"+n.OperatorAddr(), nats.UserInfo("ops", "s3cret"), nats.MaxReconnects(0))
 		if err == nil {
