@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,10 @@ type wsConn struct {
 	client string
 	types  []string
 	sub    *broker.Subscription
+	// control holds a token for each control frame (result, error) queued
+	// and not yet written: a client that floods frames waits for room
+	// instead of overflowing the send buffer.
+	control chan struct{}
 	// handed maps the ack ids of unsettled deliveries to their types, for
 	// the metrics of settlements; at most maxInFlight entries.
 	mu     sync.Mutex
@@ -65,6 +70,14 @@ func (s *Server) newMelody() *melody.Melody {
 	m.Upgrader.HandshakeTimeout = 10 * time.Second
 	m.HandleConnect(s.wsConnect)
 	m.HandleMessage(s.wsMessage)
+	m.HandleSentMessage(func(ss *melody.Session, msg []byte) {
+		if bytes.HasPrefix(msg, controlPrefix) {
+			select {
+			case <-connOf(ss).control:
+			default:
+			}
+		}
+	})
 	m.HandleMessageBinary(func(ss *melody.Session, _ []byte) {
 		s.wsSend(ss, wsError{Op: "error", Message: "send text frames of JSON"})
 	})
@@ -120,7 +133,8 @@ func (s *Server) getWebSocket(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	conn := &wsConn{client: o.Client.ID, types: o.Types, sub: sub, handed: make(map[string]string)}
+	conn := &wsConn{client: o.Client.ID, types: o.Types, sub: sub, handed: make(map[string]string),
+		control: make(chan struct{}, wsControlBuffer)}
 	conn.ctx, conn.cancel = context.WithCancel(s.consume.ctx)
 	s.Metrics().SessionOpened(conn.client)
 	defer s.Metrics().SessionClosed(conn.client)
@@ -178,15 +192,17 @@ func (s *Server) wsConnect(ss *melody.Session) {
 
 // WebSocket close codes (RFC 6455, IANA registry).
 const (
+	closeGoingAway  = 1001 // the server is shutting down
 	closePolicy     = 1008 // the client may no longer consume
 	closeTryLater   = 1013 // maintenance: try again later
 	maxCloseReason  = 123  // bytes a close frame's reason may hold
 	reasonTruncated = "…"
 )
 
-// wsGuard closes the session with 1013 when maintenance mode begins, and
-// with 1008 when a registry reload leaves the client unregistered, disabled
-// or without one of the session's types; it returns when the session ends.
+// wsGuard closes the session with 1013 when maintenance mode begins, with
+// 1008 when a registry reload leaves the client unregistered, disabled or
+// without one of the session's types, and with 1001 when the server
+// closes; it returns when the session ends.
 func (s *Server) wsGuard(ss *melody.Session, conn *wsConn) {
 	for {
 		maint, maintChanged := s.MaintenanceState()
@@ -201,6 +217,11 @@ func (s *Server) wsGuard(ss *melody.Session, conn *wsConn) {
 		}
 		select {
 		case <-conn.ctx.Done():
+			if s.consume.ctx.Err() != nil {
+				// The server is closing. melody's Close misses a session
+				// that registers while it runs, so close it here too.
+				wsClose(ss, closeGoingAway, "the server is shutting down")
+			}
 			return
 		case <-maintChanged:
 		case <-catChanged:
@@ -311,13 +332,32 @@ func decodeFrame(msg []byte) (broker.Settlement, json.RawMessage, *wsError) {
 	return st, f.ID, nil
 }
 
-// wsSend writes a control frame. A full buffer (a client that does not
-// read) closes the session (HandleError).
+// controlPrefix starts every control frame (events start with "ackid").
+var controlPrefix = []byte(`{"op"`)
+
+// wsSend queues a control frame. It runs on the session's read loop: when
+// wsControlBuffer control frames wait to be written it blocks, so that a
+// client flooding frames is slowed down by TCP instead of overflowing the
+// send buffer; a client that reads nothing for settleTimeout is cut off.
 func (s *Server) wsSend(ss *melody.Session, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		s.log.Error("websocket frame", "err", err)
 		return
 	}
-	_ = ss.Write(b)
+	conn := connOf(ss)
+	t := time.NewTimer(settleTimeout)
+	defer t.Stop()
+	select {
+	case conn.control <- struct{}{}:
+	case <-conn.ctx.Done():
+		return
+	case <-t.C:
+		s.log.Warn("websocket client does not read its control frames; closing the session", "client", conn.client)
+		_ = ss.WebsocketConnection().Close()
+		return
+	}
+	if ss.Write(b) != nil {
+		<-conn.control
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/config"
 	"gopkg.in/yaml.v3"
@@ -147,10 +149,50 @@ func (p *faultProducer) run(ctx context.Context, t *testing.T, client *http.Clie
 	}
 }
 
+// faultConsumer is one WebSocket instance of a group that reconnects to
+// the next node whenever its connection breaks, and records what it got.
+type faultConsumer struct {
+	mu       sync.Mutex
+	received map[string]bool
+}
+
+func (fc *faultConsumer) run(ctx context.Context, t *testing.T, tlsConfig *tls.Config, apis []string, first int) {
+	for i := first; ctx.Err() == nil; i++ {
+		d := websocket.Dialer{TLSClientConfig: tlsConfig, Subprotocols: []string{"cloudevents.json"}, HandshakeTimeout: 5 * time.Second}
+		conn, _, err := d.DialContext(ctx, "wss://"+apis[i%len(apis)]+"/v1/subscription/ws?group=faults&maxInFlight=50", nil)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		for {
+			var ev struct {
+				ID    string `json:"id"`
+				AckID string `json:"ackid"`
+			}
+			if err := conn.ReadJSON(&ev); err != nil {
+				break
+			}
+			if ev.AckID == "" {
+				continue
+			}
+			fc.mu.Lock()
+			fc.received[ev.ID] = true
+			fc.mu.Unlock()
+			if err := conn.WriteJSON(map[string]any{"op": "ack", "ackIds": []string{ev.AckID}}); err != nil {
+				break
+			}
+		}
+		stop()
+		conn.Close()
+	}
+}
+
 // TestFaultsProcesses runs three real `mevents serve` processes under
-// produce load and kills each in turn with SIGKILL, restarts it, then
-// stops and starts the whole cluster: every acknowledged event is stored,
-// exactly once, and every node rejoins and catches up.
+// produce and consume load and kills each in turn with SIGKILL, restarts
+// it, then stops and starts the whole cluster: every acknowledged event is
+// stored exactly once and delivered to the consumers' group, whose
+// instances reconnect elsewhere, and every node rejoins and catches up.
 func TestFaultsProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level fault suite: not in -short")
@@ -190,6 +232,18 @@ func TestFaultsProcesses(t *testing.T) {
 	for _, n := range nodes {
 		n.waitReady()
 	}
+
+	// Two consumer instances of one group, on different nodes, through
+	// every fault: together they must receive every acknowledged event.
+	cctx, ccancel := context.WithCancel(context.Background())
+	fc := &faultConsumer{received: map[string]bool{}}
+	var cwg sync.WaitGroup
+	consumerTLS := clientTLS(t, filepath.Join(dir, "pki"), "consumer")
+	for i := 0; i < 2; i++ {
+		cwg.Add(1)
+		go func() { defer cwg.Done(); fc.run(cctx, t, consumerTLS, apis, i) }()
+	}
+	defer func() { ccancel(); cwg.Wait() }()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &faultProducer{acked: map[string]bool{}}
@@ -234,6 +288,28 @@ func TestFaultsProcesses(t *testing.T) {
 	pause(load / 2)
 	cancel()
 	wg.Wait()
+
+	// Every acknowledged event is delivered to the group.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		p.mu.Lock()
+		fc.mu.Lock()
+		missing := 0
+		for id := range p.acked {
+			if !fc.received[id] {
+				missing++
+			}
+		}
+		fc.mu.Unlock()
+		p.mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acknowledged events were never delivered", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Every acknowledged event is stored once, on every node.
 	p.mu.Lock()

@@ -207,7 +207,8 @@ clients:
 	return cfgs
 }
 
-func mtlsClient(t *testing.T, pki, name string) *http.Client {
+// clientTLS is the TLS configuration of client name of the PKI in pki.
+func clientTLS(t *testing.T, pki, name string) *tls.Config {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, name+".pem"), filepath.Join(pki, name+"-key.pem"))
 	if err != nil {
@@ -219,7 +220,12 @@ func mtlsClient(t *testing.T, pki, name string) *http.Client {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}
+}
+
+func mtlsClient(t *testing.T, pki, name string) *http.Client {
+	t.Helper()
+	tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: clientTLS(t, pki, name)}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 15 * time.Second}
 }
