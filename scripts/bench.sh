@@ -7,7 +7,9 @@
 # Starts the cluster with scripts/cluster.sh (in .mevents-bench, sync
 # always, R3), runs `mevents bench` for each scenario with the raw JetStream
 # comparison, stops the cluster. DURATION (default 30s) sets the length of
-# each scenario.
+# each scenario; SOAK=10m adds a steady-load soak that samples each node's
+# resident memory every 30 s (SOAK_RATE events/s, default 300); ONLY_SOAK=1
+# skips the standard scenarios.
 set -euo pipefail
 export GOTOOLCHAIN=auto
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,11 +47,39 @@ run() {
   } >> "$out"
 }
 
-run "Throughput: 4 producers, batches of 100 1-KiB events, 3 consumers" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 3 --duration "$duration"
-run "Latency at 2,000 events/s" --producers 4 --batch 10 --size 1024 --keys 1000 --consumers 3 --rate 2000 --duration "$duration"
-run "Single-event produce latency" --producers 1 --batch 1 --size 1024 --consumers 0 --rate 100 --duration "$duration"
+if [[ -z ${ONLY_SOAK:-} ]]; then
+  run "Throughput: 4 producers, batches of 100 1-KiB events, 3 consumers" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 3 --duration "$duration"
+  run "Latency at 2,000 events/s" --producers 4 --batch 10 --size 1024 --keys 1000 --consumers 3 --rate 2000 --duration "$duration"
+  run "Single-event produce latency" --producers 1 --batch 1 --size 1024 --consumers 0 --rate 100 --duration "$duration"
+fi
 for i in 1 2 3; do
   rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)
   echo "- n$i resident memory after the run: $((rss / 1024)) MiB" >> "$out"
 done
+
+# SOAK=10m: a steady load below the delivery capacity for that long, with
+# each node's resident memory every 30 s, to see whether it grows.
+if [[ -n ${SOAK:-} ]]; then
+  {
+    echo
+    echo "## Soak: ${SOAK_RATE:-300} events/s for $SOAK, 3 consumers"
+    echo
+    echo "| elapsed | n1 MiB | n2 MiB | n3 MiB |"
+    echo "|---|---|---|---|"
+  } >> "$out"
+  "$dir/bin/mevents" bench "${common[@]}" --producers 2 --batch 10 --consumers 3 --rate "${SOAK_RATE:-300}" --duration "$SOAK" \
+    > "$dir/soak-report.txt" 2>/dev/null &
+  soak=$!
+  start=$SECONDS
+  while kill -0 "$soak" 2>/dev/null; do
+    row="| $((SECONDS - start)) s |"
+    for i in 1 2 3; do
+      rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)
+      row="$row $((rss / 1024)) |"
+    done
+    echo "$row" >> "$out"
+    sleep 30
+  done
+  { echo; echo '```'; cat "$dir/soak-report.txt"; echo '```'; } >> "$out"
+fi
 echo "wrote $out"
