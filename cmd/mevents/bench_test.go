@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mevents/mevents/config"
 )
 
 // TestBenchEventFitsSchema: the bench's events are what its schema accepts,
@@ -34,17 +32,8 @@ func TestBenchEvent(t *testing.T) {
 // events pass the bench type's schema, every produced event is delivered
 // to the WebSocket consumers, and the raw JetStream rate is measured.
 func TestBench(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := writeDevSystem(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.JetStream.Sync = config.Sync(time.Minute)
-	m := runMain(t, cfg, nil)
+	m, dir := runDevSystem(t)
+	cfg := m.Config
 	pki := filepath.Join(dir, "pki")
 	var progress bytes.Buffer
 	c := benchConfig{
@@ -83,17 +72,7 @@ func TestBench(t *testing.T) {
 // TestWatch: `mevents watch` prints an event produced to the dev system as
 // one JSON line and acknowledges it.
 func TestWatch(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := writeDevSystem(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.JetStream.Sync = config.Sync(time.Minute)
-	m := runMain(t, cfg, nil)
+	m, dir := runDevSystem(t)
 	pki := filepath.Join(dir, "pki")
 	body, err := os.ReadFile(filepath.Join(dir, "examples", "person-registered.json"))
 	if err != nil {

@@ -76,6 +76,23 @@ func runMain(t *testing.T, cfg *config.Node, ready func(*Main)) *Main {
 	return nil
 }
 
+// runDevSystem writes a development system into a new directory and
+// serves it on free ports until the test ends.
+func runDevSystem(t *testing.T) (*Main, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := writeDevSystem(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.JetStream.Sync = config.Sync(time.Minute)
+	return runMain(t, cfg, nil), dir
+}
+
 // TestDev creates a development system, serves it on free ports and runs
 // the curl commands it prints, exactly as printed.
 func TestDev(t *testing.T) {

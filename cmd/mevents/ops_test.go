@@ -6,26 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/mevents/mevents/config"
 )
 
 // TestOperations runs the development system and checks what the wiring
 // adds: /metrics on the ops listener from the node's own registry, and the
 // admin reload calling Main.Reload.
 func TestOperations(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := writeDevSystem(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadNode(filepath.Join(dir, "node.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.JetStream.Sync = config.Sync(time.Minute)
-	m := runMain(t, cfg, nil)
+	m, dir := runDevSystem(t)
 	pki := filepath.Join(dir, "pki")
 
 	tests := []struct {
