@@ -192,7 +192,8 @@ func (fc *faultConsumer) run(ctx context.Context, t *testing.T, tlsConfig *tls.C
 // produce and consume load and kills each in turn with SIGKILL, restarts
 // it, then stops and starts the whole cluster: every acknowledged event is
 // stored exactly once and delivered to the consumers' group, whose
-// instances reconnect elsewhere, and every node rejoins and catches up.
+// instances reconnect elsewhere (and one of which dies for good, its
+// partitions resuming on the other), and every node rejoins and catches up.
 func TestFaultsProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level fault suite: not in -short")
@@ -239,9 +240,18 @@ func TestFaultsProcesses(t *testing.T) {
 	fc := &faultConsumer{received: map[string]bool{}}
 	var cwg sync.WaitGroup
 	consumerTLS := clientTLS(t, filepath.Join(dir, "pki"), "consumer")
+	// Instance 0 dies (its connection drops without a close frame, as when
+	// its process is killed) after the node faults; instance 1 must then
+	// take over its partitions.
+	c0ctx, killConsumer := context.WithCancel(cctx)
+	defer killConsumer()
 	for i := 0; i < 2; i++ {
+		ictx := cctx
+		if i == 0 {
+			ictx = c0ctx
+		}
 		cwg.Add(1)
-		go func() { defer cwg.Done(); fc.run(cctx, t, consumerTLS, apis, i) }()
+		go func() { defer cwg.Done(); fc.run(ictx, t, consumerTLS, apis, i) }()
 	}
 	defer func() { ccancel(); cwg.Wait() }()
 
@@ -272,6 +282,9 @@ func TestFaultsProcesses(t *testing.T) {
 			pause(load / 2)
 		}
 	}
+	t.Log("killing a consumer instance")
+	killConsumer()
+	pause(load)
 	t.Log("stopping the whole cluster")
 	var swg sync.WaitGroup
 	for _, n := range nodes {
