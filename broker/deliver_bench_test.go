@@ -1,0 +1,69 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents/broker"
+)
+
+// BenchmarkDeliver measures delivery throughput of one type and group:
+// b.N keyed events (many keys over the 12 partitions) consumed by one
+// subscription of credit 100 that acknowledges every event from a few
+// goroutines, as a client with a processing pipeline does.
+func BenchmarkDeliver(b *testing.B) {
+	n := openNode(b, broker.NodeConfig{Name: "bench", SyncInterval: time.Minute})
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 1}}, []broker.Client{
+		{ID: "prod", Produce: []string{consumeType}},
+		{ID: "c", Consume: []string{consumeType}},
+	})
+	ctx := context.Background()
+	if err := n.ApplyRegistry(ctx, reg); err != nil {
+		b.Fatal(err)
+	}
+	const keys = 1200
+	for from := 0; from < b.N; from += 500 {
+		var evs []broker.Event
+		for i := from; i < min(from+500, b.N); i++ {
+			evs = append(evs, event(b, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%keys)))
+		}
+		if err := n.Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: fmt.Sprintf("bench%d", b.N), MaxInFlight: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	acks := make(chan string, 100)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range acks {
+				s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
+			}
+		}()
+	}
+	seen := map[string]bool{}
+	for len(seen) < b.N {
+		nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		d, err := s.Next(nctx)
+		cancel()
+		if err != nil {
+			b.Fatalf("after %d events: %v", len(seen), err)
+		}
+		seen[d.AckID] = true
+		acks <- d.AckID
+	}
+	close(acks)
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
