@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,15 +18,37 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// nextPort hands out ports in turn from a random start, so that no two
+// calls in this test process return the same port.
+var nextPort = func() *atomic.Int32 {
+	var p atomic.Int32
+	p.Store(int32(20000 + rand.IntN(10000)))
+	return &p
+}()
+
+// freeAddr returns 127.0.0.1:port with a port that is free now, below
+// the kernel's ephemeral range (32768 and up on Linux): a port of that range,
+// once released, may be taken at any moment as the local port of some
+// outgoing connection, and then the node that was to listen on it cannot.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below 32000")
+	return ""
+}
+
+// freePort is the port of freeAddr.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	_, p, _ := net.SplitHostPort(freeAddr(t))
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 func openNode(t testing.TB, cfg broker.NodeConfig) *broker.Node {

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,13 +64,9 @@ func newConsumeCluster(t *testing.T, size int) []*consumeEnv {
 	if size > 1 {
 		replicas = 3
 		for i := 0; i < size; i++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			listens = append(listens, ln.Addr().String())
-			routes = append(routes, "nats-route://"+ln.Addr().String())
-			ln.Close()
+			addr := freeAddr(t)
+			listens = append(listens, addr)
+			routes = append(routes, "nats-route://"+addr)
 		}
 	}
 	reg := broker.NewRegistry([]broker.EventType{
@@ -128,6 +126,31 @@ func newConsumeCluster(t *testing.T, size int) []*consumeEnv {
 		e.api, e.url = api, "https://"+api.Addr()
 	}
 	return envs
+}
+
+// nextPort hands out ports in turn from a random start, so that no two
+// calls in this test process return the same port.
+var nextPort = func() *atomic.Int32 {
+	var p atomic.Int32
+	p.Store(int32(20000 + rand.IntN(10000)))
+	return &p
+}()
+
+// freeAddr returns 127.0.0.1:port with a port that is free now, below
+// the kernel's ephemeral range (32768 and up on Linux): a port of that range,
+// once released, may be taken at any moment as the local port of some
+// outgoing connection, and then the node that was to listen on it cannot.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below 32000")
+	return ""
 }
 
 func (e *consumeEnv) tlsConfig(name string) *tls.Config {

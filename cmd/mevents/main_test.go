@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +50,16 @@ func testLogger(t *testing.T) *slog.Logger {
 // runMain serves cfg until the test ends and returns the running Main.
 func runMain(t *testing.T, cfg *config.Node, ready func(*Main)) *Main {
 	t.Helper()
+	m, err := startMain(t, cfg, ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// startMain is runMain for goroutines other than the test's: it reports
+// instead of failing the test.
+func startMain(t *testing.T, cfg *config.Node, ready func(*Main)) (*Main, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *Main, 1)
 	done := make(chan error, 1)
@@ -59,21 +71,23 @@ func runMain(t *testing.T, cfg *config.Node, ready func(*Main)) *Main {
 			started <- m
 		})
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve %s: %v", cfg.Node.Name, err)
-		}
-	})
 	select {
 	case m := <-started:
-		return m
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve %s: %v", cfg.Node.Name, err)
+			}
+		})
+		return m, nil
 	case err := <-done:
-		t.Fatalf("serve %s: %v", cfg.Node.Name, err)
+		cancel()
+		return nil, fmt.Errorf("serve %s: %w", cfg.Node.Name, err)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("node %s did not start", cfg.Node.Name)
+		cancel()
+		t.Cleanup(func() { <-done })
+		return nil, fmt.Errorf("node %s did not start within 60s", cfg.Node.Name)
 	}
-	return nil
 }
 
 // runDevSystem writes a development system into a new directory and
@@ -156,14 +170,29 @@ func TestDev(t *testing.T) {
 	_ = m
 }
 
-func freeAddr(t *testing.T) string {
+// nextPort hands out ports in turn from a random start, so that no two
+// calls in this test process return the same port.
+var nextPort = func() *atomic.Int32 {
+	var p atomic.Int32
+	p.Store(int32(20000 + rand.IntN(10000)))
+	return &p
+}()
+
+// freeAddr returns 127.0.0.1:port with a port that is free now, below
+// the kernel's ephemeral range (32768 and up on Linux): a port of that range,
+// once released, may be taken at any moment as the local port of some
+// outgoing connection, and then the node that was to listen on it cannot.
+func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; i < 200; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below 32000")
+	return ""
 }
 
 // clusterConfigs writes a PKI and a registry into dir and returns the
@@ -258,13 +287,18 @@ func TestClusterLosesStreamLeader(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, cfg := range cfgs {
 		wg.Add(1)
-		go func() { defer wg.Done(); mains[i] = runMain(t, cfg, nil) }()
+		go func() {
+			defer wg.Done()
+			m, err := startMain(t, cfg, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			mains[i] = m
+		}()
 	}
 	wg.Wait()
-	for _, m := range mains {
-		if m == nil {
-			t.FailNow()
-		}
+	if t.Failed() {
+		t.FailNow()
 	}
 	client := mtlsClient(t, filepath.Join(dir, "pki"), "producer")
 	acked := map[string]bool{}
