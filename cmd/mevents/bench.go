@@ -242,31 +242,35 @@ func (c *benchConfig) load() error {
 	if c.Producers < 1 || c.Batch < 1 || c.Keys < 1 || c.Size < 1 {
 		return errors.New("bench: --producers, --batch, --keys and --size must be positive")
 	}
-	caPEM, err := os.ReadFile(c.CA)
-	if err != nil {
+	var err error
+	if c.producerTLS, err = clientTLSFiles(c.CA, c.Cert, c.Key); err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	if c.Consumers > 0 {
+		if c.consumerTLS, err = clientTLSFiles(c.CA, c.ConsumerCert, c.ConsumerKey); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	c.raw = &tls.Config{RootCAs: c.producerTLS.RootCAs, MinVersion: tls.VersionTLS12}
+	return nil
+}
+
+// clientTLSFiles is the TLS configuration of an API client: the CA that
+// signs the server's certificate, and the client's certificate and key.
+func clientTLSFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("bench: %s holds no PEM certificate", c.CA)
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
 	}
-	client := func(cert, key string) (*tls.Config, error) {
-		kp, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
-		return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}, nil
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
 	}
-	if c.producerTLS, err = client(c.Cert, c.Key); err != nil {
-		return err
-	}
-	if c.Consumers > 0 {
-		if c.consumerTLS, err = client(c.ConsumerCert, c.ConsumerKey); err != nil {
-			return err
-		}
-	}
-	c.raw = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return nil
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func randomHex(n int) string {

@@ -29,10 +29,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := benchConfig{APIs: []string{*api}, CA: *ca, Cert: *cert, Key: *key, ConsumerCert: *cert, ConsumerKey: *key,
-		Producers: 1, Consumers: 1, Batch: 1, Keys: 1, Size: 1}
-	if err := c.load(); err != nil {
-		return err
+	tlsConfig, err := clientTLSFiles(*ca, *cert, *key)
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
 	}
 	u, err := url.Parse(*api)
 	if err != nil {
@@ -47,7 +46,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		q.Set("types", *types)
 	}
 	u.RawQuery = q.Encode()
-	d := websocket.Dialer{TLSClientConfig: c.consumerTLS, Subprotocols: []string{"cloudevents.json"}, HandshakeTimeout: 10 * time.Second}
+	d := websocket.Dialer{TLSClientConfig: tlsConfig, Subprotocols: []string{"cloudevents.json"}, HandshakeTimeout: 10 * time.Second}
 	conn, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		if resp != nil {
