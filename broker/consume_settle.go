@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -56,6 +57,9 @@ type SettleResult struct {
 // settleTimeout bounds one settlement when ctx has no deadline; it covers
 // the election of a new consumer leader after a node died.
 const settleTimeout = 10 * time.Second
+
+// settleConcurrency bounds the settlements of one request under way at once.
+const settleConcurrency = 32
 
 // ackRef is a parsed ack id.
 type ackRef struct {
@@ -145,10 +149,25 @@ func (n *Node) Settle(ctx context.Context, cl *Client, st Settlement) SettleResu
 		ctx, cancel = context.WithTimeout(ctx, settleTimeout)
 		defer cancel()
 	}
+	// The ids are settled concurrently: each waits for the consumer's
+	// leader to confirm (a replicated write), so one after the other a
+	// frame of a hundred acks would take a hundred round trips.
+	errs := make([]error, len(st.AckIDs))
+	sem := make(chan struct{}, settleConcurrency)
+	var wg sync.WaitGroup
+	for i, id := range st.AckIDs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = n.settleOne(ctx, cl, st, id)
+		}()
+	}
+	wg.Wait()
 	res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
-	for _, id := range st.AckIDs {
-		if err := n.settleOne(ctx, cl, st, id); err != nil {
-			res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: err.Error()})
+	for i, id := range st.AckIDs {
+		if errs[i] != nil {
+			res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: errs[i].Error()})
 			continue
 		}
 		res.Succeeded = append(res.Succeeded, id)
