@@ -35,6 +35,8 @@ const (
 	// wsControlBuffer is the room in a session's send buffer for result
 	// and error frames beside the at most maxMaxInFlight events.
 	wsControlBuffer = 64
+	// wsSettling bounds the settle frames of a session under way at once.
+	wsSettling = 16
 	keyWSConn       = "mevents.ws"
 	settleTimeout   = 10 * time.Second
 )
@@ -48,6 +50,8 @@ type wsConn struct {
 	// and not yet written: a client that floods frames waits for room
 	// instead of overflowing the send buffer.
 	control chan struct{}
+	// settling holds a token for each settle frame under way.
+	settling chan struct{}
 	// handed maps the ack ids of unsettled deliveries to their types, for
 	// the metrics of settlements; at most maxInFlight entries.
 	mu     sync.Mutex
@@ -134,7 +138,7 @@ func (s *Server) getWebSocket(c *gin.Context) {
 		return
 	}
 	conn := &wsConn{client: o.Client.ID, types: o.Types, sub: sub, handed: make(map[string]string),
-		control: make(chan struct{}, wsControlBuffer)}
+		control: make(chan struct{}, wsControlBuffer), settling: make(chan struct{}, wsSettling)}
 	conn.ctx, conn.cancel = context.WithCancel(s.consume.ctx)
 	s.Metrics().SessionOpened(conn.client)
 	defer s.Metrics().SessionClosed(conn.client)
@@ -289,8 +293,26 @@ func (s *Server) wsMessage(ss *melody.Session, msg []byte) {
 		s.wsSend(ss, bad)
 		return
 	}
+	// Frames are settled concurrently, at most wsSettling at once; beyond
+	// that the connection's reads wait. A settlement outlives its
+	// connection (bounded by settleTimeout): an ack sent just before a close
+	// is not lost.
+	select {
+	case conn.settling <- struct{}{}:
+	case <-conn.ctx.Done():
+		return
+	}
+	conn.wg.Add(1)
+	go func() {
+		defer func() { <-conn.settling; conn.wg.Done() }()
+		s.wsSettle(ss, conn, st, id)
+	}()
+}
+
+// wsSettle settles what one frame names and answers it when it has an id.
+func (s *Server) wsSettle(ss *melody.Session, conn *wsConn, st broker.Settlement, id json.RawMessage) {
 	op := st.Op
-	ctx, cancel := context.WithTimeout(conn.ctx, settleTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(conn.ctx), settleTimeout)
 	defer cancel()
 	res := conn.sub.Settle(ctx, st)
 	conn.mu.Lock()
