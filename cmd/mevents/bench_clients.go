@@ -165,38 +165,35 @@ func dialConsumer(ctx context.Context, c benchConfig, api, group string) (*bench
 	return &benchConsumer{conn: conn}, nil
 }
 
-// run reads events until the connection closes, acknowledging them in
-// batches.
+// run reads events until the connection closes. A writer acknowledges
+// them as soon as it can: what arrives while it writes goes in its next
+// frame, so acks batch by themselves under load and wait for no timer.
 func (b *benchConsumer) run(delivered *atomic.Int64) {
 	var (
 		mu      sync.Mutex
 		pending []string
+		kick    = make(chan struct{}, 1)
 		done    = make(chan struct{})
 	)
-	flush := func() {
-		mu.Lock()
-		ids := pending
-		pending = nil
-		mu.Unlock()
-		if len(ids) == 0 {
-			return
-		}
-		frame, _ := json.Marshal(map[string]any{"op": "ack", "ackIds": ids})
-		_ = b.conn.WriteMessage(websocket.TextMessage, frame)
-	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-t.C:
-				flush()
+			case <-kick:
 			}
+			mu.Lock()
+			ids := pending
+			pending = nil
+			mu.Unlock()
+			if len(ids) == 0 {
+				continue
+			}
+			frame, _ := json.Marshal(map[string]any{"op": "ack", "ackIds": ids})
+			_ = b.conn.WriteMessage(websocket.TextMessage, frame)
 		}
 	}()
 	defer func() { close(done); wg.Wait() }()
@@ -225,10 +222,10 @@ func (b *benchConsumer) run(delivered *atomic.Int64) {
 		delivered.Add(1)
 		mu.Lock()
 		pending = append(pending, ev.AckID)
-		full := len(pending) >= 100
 		mu.Unlock()
-		if full {
-			flush()
+		select {
+		case kick <- struct{}{}:
+		default:
 		}
 	}
 }
