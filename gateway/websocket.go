@@ -36,9 +36,9 @@ const (
 	// and error frames beside the at most maxMaxInFlight events.
 	wsControlBuffer = 64
 	// wsSettling bounds the settle frames of a session under way at once.
-	wsSettling = 16
-	keyWSConn       = "mevents.ws"
-	settleTimeout   = 10 * time.Second
+	wsSettling    = 16
+	keyWSConn     = "mevents.ws"
+	settleTimeout = 10 * time.Second
 )
 
 // wsConn is the state of one WebSocket session.
