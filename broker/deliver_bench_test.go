@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -65,5 +66,95 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	close(acks)
 	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkDeliverCluster measures delivery of one type and group on an
+// in-process 3-node cluster (R3): b.N keyed events consumed by three group
+// members, one per node, each acknowledging every event at once as a
+// WebSocket client does. It shows the cost of the round trips of one
+// partition's cycle (deliver, acknowledge, replicate, pull again).
+func BenchmarkDeliverCluster(b *testing.B) {
+	nodes := openCluster(b, 3)
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 3}}, []broker.Client{
+		{ID: "prod", Produce: []string{consumeType}},
+		{ID: "c", Consume: []string{consumeType}},
+	})
+	ctx := context.Background()
+	for _, n := range nodes {
+		if err := n.ApplyRegistry(ctx, reg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const keys = 1200
+	for from := 0; from < b.N; from += 500 {
+		var evs []broker.Event
+		for i := from; i < min(from+500, b.N); i++ {
+			evs = append(evs, event(b, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%keys)))
+		}
+		if err := nodes[0].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	group := fmt.Sprintf("bench%d", b.N)
+	var (
+		mu     sync.Mutex
+		seen   = map[string]bool{}
+		all    = make(chan struct{})
+		closed bool
+		wg     sync.WaitGroup
+		subs   []*broker.Subscription
+	)
+	defer func() {
+		for _, s := range subs {
+			s.Close()
+		}
+		wg.Wait()
+	}()
+	for _, n := range nodes {
+		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: group, MaxInFlight: 100, Spread: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs = append(subs, s)
+		acks := make(chan string, 100)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for id := range acks {
+				s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			defer close(acks)
+			for {
+				d, err := s.Next(ctx)
+				if err != nil {
+					return
+				}
+				acks <- d.AckID
+				mu.Lock()
+				var ev delivered
+				_ = json.Unmarshal(d.Event, &ev)
+				seen[ev.ID] = true
+				if len(seen) == b.N && !closed {
+					closed = true
+					close(all)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	select {
+	case <-all:
+	case <-time.After(5 * time.Minute):
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		b.Fatalf("delivered %d of %d events", got, b.N)
+	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
