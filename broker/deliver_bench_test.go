@@ -71,9 +71,10 @@ func BenchmarkDeliver(b *testing.B) {
 
 // BenchmarkDeliverCluster measures delivery of one type and group on an
 // in-process 3-node cluster (R3): b.N keyed events consumed by three group
-// members, one per node, each acknowledging every event at once as a
-// WebSocket client does. It shows the cost of the round trips of one
-// partition's cycle (deliver, acknowledge, replicate, pull again).
+// members, one per node, each acknowledging every event at once, a few
+// acknowledgements under way at a time, as a WebSocket client does. It
+// shows the cost of the round trips of one partition's cycle (deliver,
+// acknowledge, replicate, pull again).
 func BenchmarkDeliverCluster(b *testing.B) {
 	nodes := openCluster(b, 3)
 	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 3}}, []broker.Client{
@@ -120,13 +121,16 @@ func BenchmarkDeliverCluster(b *testing.B) {
 		}
 		subs = append(subs, s)
 		acks := make(chan string, 100)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			for id := range acks {
-				s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
-			}
-		}()
+		for range 4 { // acknowledgements under way at once, as over a WebSocket
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range acks {
+					s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
+				}
+			}()
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(acks)
