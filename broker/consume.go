@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,25 +15,28 @@ import (
 )
 
 // Consuming. A Subscription is one consumer instance (a WebSocket
-// connection, one long poll) reading one client's group: a goroutine per
-// (type, partition) it pulls pulls one event at a time from the partition's
-// durable consumer (group.go), and only with a unit of the subscription's
-// credit, which it keeps until the delivery is settled: an event is never
-// pulled that cannot be handed to the client at once, and a client never
-// holds more than its credit.
+// connection, one long poll) reading one client's group. For each (type,
+// partition) it pulls, a goroutine fetches events from the partition's
+// durable consumer (group.go) into a partState (consume_keys.go), which
+// decides what may be handed out: an event is ready when every earlier
+// event of its partition key is settled. Next hands out ready events while
+// the client holds fewer than its credit (maxInFlight) unsettled.
 
 // DefaultMaxInFlight is the credit of a subscription that asks for none.
 const DefaultMaxInFlight = 100
 
-// How long one pull request waits for an event. It bounds how long Close
-// and a rebalance wait for a puller. A waiting pull holds one unit of
-// credit, so when the credit is smaller than the number of partitions
-// pulled, pulls are shorter and the credit rotates over them.
 const (
-	pullWait       = 2 * time.Second
-	pullWaitScarce = time.Second
-	// noWaitPause is the pause between pulls of a long poll that found nothing.
-	noWaitPause = 100 * time.Millisecond
+	// pullWait is how long one pull of a group member waits for events.
+	// It bounds how long Close and a rebalance wait for a puller.
+	pullWait = 2 * time.Second
+	// pollPullWait is the same for a long poll, which leaves no pull
+	// behind for long when it ends.
+	pollPullWait = 100 * time.Millisecond
+	// heldBytes bounds the events a subscription holds that the client
+	// does not have yet (beyond it, pulls ask for one event).
+	heldBytes = 8 << 20
+	// tendEvery is how often a puller looks after what it holds.
+	tendEvery = 200 * time.Millisecond
 )
 
 // ErrSubscriptionClosed is returned by Next after Close or Stop.
@@ -72,32 +76,36 @@ type Delivery struct {
 // Subscription hands out the events of one client's group. It is safe for
 // concurrent use. Close or Stop must be called to release it.
 type Subscription struct {
-	n          *Node
-	client     *Client
-	group      string
-	maxDeliver int
-	pullWait   time.Duration
-	sem        chan struct{} // credit: one unit per pull or unsettled delivery
-	out        chan Delivery
-	ctx        context.Context
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	types      []string
-	consumers  map[partKey]jetstream.Consumer
-	members    *membership // nil unless spread
+	n           *Node
+	client      *Client
+	group       string
+	maxDeliver  int
+	maxInFlight int
+	pullWait    time.Duration
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	types       []string
+	consumers   map[partKey]jetstream.Consumer
+	members     *membership        // nil unless spread
+	announced   *nats.Subscription // settlements made elsewhere; nil unless spread
 
-	pullMu  sync.Mutex
-	pullers map[partKey]context.CancelFunc
+	pullMu   sync.Mutex
+	pullers  map[partKey]*puller
+	lastDone map[partKey]chan struct{} // closed when the partition's last puller is done
 
 	mu      sync.Mutex
-	pending map[string]*inFlight // by ackKey
+	parts   map[string]*partState // by partState.id
+	pending map[string]*entry     // handed out, not settled: by ack key
+	ready   []*entry              // in the order they became ready
+	held    int                   // bytes of entries not handed out
+	wake    chan struct{}         // cap 1: something became ready, or credit came back
+	unskip  []string              // hidden-delivery records of settled events, to delete
 }
 
-type inFlight struct {
-	part    partKey
-	reply   string
-	handed  bool          // returned by Next
-	settled chan struct{} // cap 1: signalled when settled through s
+type puller struct {
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // Subscribe starts consuming. It creates the group's consumers on first use.
@@ -142,26 +150,32 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		maxDeliver = DefaultMaxDeliver
 	}
 	s := &Subscription{
-		n: n, client: cl, group: o.Group, maxDeliver: maxDeliver,
-		sem:     make(chan struct{}, o.MaxInFlight),
-		out:     make(chan Delivery, o.MaxInFlight),
-		pending: make(map[string]*inFlight),
-		types:   types, consumers: consumers,
-		pullers: make(map[partKey]context.CancelFunc),
-	}
-	s.pullWait = pullWait
-	if o.MaxInFlight < len(consumers) {
-		s.pullWait = pullWaitScarce
+		n: n, client: cl, group: o.Group, maxDeliver: maxDeliver, maxInFlight: o.MaxInFlight,
+		pullWait: pollPullWait,
+		types:    types, consumers: consumers,
+		pullers: make(map[partKey]*puller), lastDone: make(map[partKey]chan struct{}),
+		parts: make(map[string]*partState), pending: make(map[string]*entry),
+		wake: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if !o.Spread {
 		s.pullOnly(nil)
 		return s, nil
 	}
+	s.pullWait = pullWait
+	unavailable := func(err error) error {
+		s.cancel()
+		return &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: fmt.Errorf("join group: %w", err)}
+	}
+	settled, err := n.nc.Subscribe(settledSubject(cl.ID, o.Group), s.onSettled)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	s.announced = settled
 	m, err := n.join(cl.ID, o.Group, types)
 	if err != nil {
-		s.cancel()
-		return nil, &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: fmt.Errorf("join group: %w", err)}
+		_ = settled.Unsubscribe()
+		return nil, unavailable(err)
 	}
 	s.members = m
 	s.wg.Add(1)
@@ -176,19 +190,19 @@ type partKey struct {
 }
 
 // pullOnly pulls the partitions in want (all when nil) and stops pulling
-// the others. Events delivered from a partition that is given up stay
-// pending here until settled or the ack timeout.
+// the others. A puller that stops releases the events it holds and gives up
+// its pin; one that starts on a partition waits for the previous puller of
+// that partition in this subscription to be done.
 func (s *Subscription) pullOnly(want map[partKey]bool) {
 	s.pullMu.Lock()
 	defer s.pullMu.Unlock()
 	if s.ctx.Err() != nil {
 		return
 	}
-	for k, stop := range s.pullers {
+	for k, pl := range s.pullers {
 		if want != nil && !want[k] {
-			stop()
+			pl.stop()
 			delete(s.pullers, k)
-			s.releaseUnhanded(k)
 		}
 	}
 	for k, c := range s.consumers {
@@ -196,22 +210,23 @@ func (s *Subscription) pullOnly(want map[partKey]bool) {
 			continue
 		}
 		ctx, stop := context.WithCancel(s.ctx)
-		s.pullers[k] = stop
+		pl := &puller{stop: stop, done: make(chan struct{})}
+		prev := s.lastDone[k]
+		s.pullers[k] = pl
+		s.lastDone[k] = pl.done
 		s.wg.Add(1)
-		go s.pull(ctx, k, c)
-	}
-}
-
-// releaseUnhanded releases the deliveries of partition k that Next has not
-// handed out yet, so that the partition's new owner gets them at once.
-func (s *Subscription) releaseUnhanded(k partKey) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for key, p := range s.pending {
-		if p.part == k && !p.handed {
-			_ = s.n.nc.Publish(p.reply, []byte("-NAK"))
-			delete(s.pending, key) // Next skips it
-		}
+		go func() {
+			defer s.wg.Done()
+			defer close(pl.done)
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					return
+				}
+			}
+			s.pull(ctx, k, c)
+		}()
 	}
 }
 
@@ -232,22 +247,35 @@ func (s *Subscription) Partitions() map[string][]int {
 // Group returns the subscription's group.
 func (s *Subscription) Group() string { return s.group }
 
-// Next returns the next delivery. It blocks until one is available, ctx
-// ends (ctx.Err()) or the subscription is closed (ErrSubscriptionClosed).
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next delivery. It blocks until one is ready and the
+// client holds fewer unsettled deliveries than its credit, ctx ends
+// (ctx.Err()) or the subscription is closed (ErrSubscriptionClosed).
 func (s *Subscription) Next(ctx context.Context) (Delivery, error) {
 	for {
-		select {
-		case d := <-s.out:
-			s.mu.Lock()
-			p := s.pending[ackKeyOf(d.AckID)]
-			if p != nil {
-				p.handed = true
-			}
+		s.mu.Lock()
+		if e := s.nextReady(); e != nil {
+			e.state, e.again = handed, false
+			s.held -= e.size
+			s.pending[e.ackKey()] = e
+			m, typ, count := e.msg, e.ps.k.typ, e.count
+			more := len(s.ready) > 0
 			s.mu.Unlock()
-			if p == nil {
-				continue // released when its partition moved on
+			if more {
+				s.signal() // for another caller of Next
 			}
-			return d, nil
+			id := encodeAckID(m.Reply())
+			return Delivery{AckID: id, Count: count, Type: typ, Event: withDeliveryAttrs(m.Data(), id, count)}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.wake:
 		case <-ctx.Done():
 			return Delivery{}, ctx.Err()
 		case <-s.ctx.Done():
@@ -256,27 +284,98 @@ func (s *Subscription) Next(ctx context.Context) (Delivery, error) {
 	}
 }
 
-// Settle settles deliveries (see Node.Settle) and returns the credit of
-// those that succeeded. (Deliveries settled through another request, or
-// not at all, return their credit after the ack timeout.)
-func (s *Subscription) Settle(ctx context.Context, st Settlement) SettleResult {
-	res := s.n.Settle(ctx, s.client, st)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range res.Succeeded {
-		s.forget(ackKeyOf(id))
+// nextReady takes the first ready entry that may go out now: one delivered
+// again in place of a handed one (it has its credit), or, while the client
+// holds less than its credit, the first; s.mu is held.
+func (s *Subscription) nextReady() *entry {
+	valid := func(e *entry) bool { return e.state == held && !e.ps.gone && !e.ps.safe && e.head() }
+	for i := 0; i < len(s.ready); i++ {
+		e := s.ready[i]
+		if !valid(e) {
+			e.queued = false
+			s.ready = slices.Delete(s.ready, i, i+1)
+			i--
+			continue
+		}
+		if e.again || len(s.pending) < s.maxInFlight {
+			e.queued = false
+			s.ready = slices.Delete(s.ready, i, i+1)
+			return e
+		}
 	}
+	return nil
+}
+
+// markReady queues e for Next if it may go out now; s.mu is held.
+func (s *Subscription) markReady(e *entry) {
+	if e == nil || e.queued || e.state != held || e.ps.safe || e.ps.gone || !e.head() {
+		return
+	}
+	e.queued = true
+	s.ready = append(s.ready, e)
+	s.signal()
+}
+
+// Settle settles deliveries (see Node.Settle) and lets the next events of
+// their keys go.
+func (s *Subscription) Settle(ctx context.Context, st Settlement) SettleResult {
+	res := s.n.settle(ctx, s.client, st)
+	s.mu.Lock()
+	for _, id := range res.Succeeded {
+		s.resolve(st.Op, id)
+	}
+	s.mu.Unlock()
+	// Another instance may hold some of these events now (they timed
+	// out, or the partition moved).
+	s.n.announce(st.Op, res.Succeeded)
 	return res
 }
 
-// forget drops a settled delivery and tells its puller; s.mu is held.
-func (s *Subscription) forget(key string) {
-	if p, ok := s.pending[key]; ok {
+// onSettled learns of settlements made through another request, maybe on
+// another node: "<op> <ack id> <ack id> …".
+func (s *Subscription) onSettled(m *nats.Msg) {
+	f := strings.Fields(string(m.Data))
+	if len(f) < 2 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range f[1:] {
+		s.resolve(SettleOp(f[0]), id)
+	}
+}
+
+// resolve records that the delivery id was settled with op; s.mu is held.
+func (s *Subscription) resolve(op SettleOp, id string) {
+	r, err := parseAckID(id)
+	if err != nil {
+		return
+	}
+	key := ackKeyFor(r.stream, r.consumer, r.seq)
+	if _, ok := s.pending[key]; ok {
 		delete(s.pending, key)
-		select {
-		case p.settled <- struct{}{}:
-		default:
+		s.signal() // credit came back
+	}
+	ps := s.parts[r.stream+" "+r.consumer]
+	if ps == nil {
+		return
+	}
+	e := ps.bySeq[r.seq]
+	if e == nil || e.state == burying {
+		return
+	}
+	e.again = false
+	switch op {
+	case SettleAck, SettleDead:
+		if e.state == held {
+			s.held -= e.size
 		}
+		s.settled(e)
+	case SettleRelease:
+		if e.state == held {
+			s.held -= e.size
+		}
+		e.state = released // first in line until it comes again
 	}
 }
 
@@ -292,152 +391,351 @@ func (s *Subscription) Stop() { s.end(false) }
 
 func (s *Subscription) end(releaseHanded bool) {
 	s.cancel()
-	s.wg.Wait()
+	s.wg.Wait() // the pullers released what they held and gave up their pins
+	if s.announced != nil {
+		_ = s.announced.Unsubscribe()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for key, p := range s.pending {
-		if releaseHanded || !p.handed {
-			_ = s.n.nc.Publish(p.reply, []byte("-NAK"))
+	for key, e := range s.pending {
+		if releaseHanded {
+			_ = e.msg.Nak()
 		}
 		delete(s.pending, key)
 	}
 	_ = s.n.nc.Flush()
 }
 
-// pull delivers the events of one partition consumer while ctx lasts.
-//
-// The consumer hands out one event at a time (MaxAckPending 1), so the
-// puller holds one unit of credit from a pull until its delivery is settled.
-// When the ack timeout passes first, the delivery is void and JetStream will
-// deliver the event again: the puller keeps the credit for that (a client
-// that never acknowledges keeps getting the same events, never more), or
-// for the next event if the delivery was settled by another request.
+// pull fetches the events of one partition consumer while ctx lasts.
 func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer) {
-	defer s.wg.Done()
-	credit := false // holding one unit of s.sem
-	defer func() {
-		if credit {
-			<-s.sem
-		}
-	}()
-	prev := "" // pending key of this puller's last delivery
-	ackWait := s.n.ackTimeout()
-	for ctx.Err() == nil {
-		if !credit {
-			select {
-			case s.sem <- struct{}{}:
-				credit = true
-			case <-ctx.Done():
+	info := c.CachedInfo()
+	ps := newPartState(k, info.Stream, info.Name)
+	var h jetstream.Consumer
+	for h == nil {
+		var err error
+		if h, err = s.n.ownHandle(ctx, c); err != nil {
+			if ctx.Err() != nil {
 				return
 			}
+			s.pullFailed(ctx, ps, err)
+			c = s.consumers[k]
 		}
-		m, err := s.fetch(ctx, c)
-		if m == nil {
-			// Nothing to deliver: let another partition use the credit.
-			<-s.sem
-			credit = false
-			if err != nil {
-				s.n.log.Warn("pull", "consumer", c.CachedInfo().Name, "stream", c.CachedInfo().Stream, "err", err)
-				if errors.Is(err, jetstream.ErrConsumerNotFound) {
-					// Deleted (inactive for longer than the retention, or
-					// by an operator): start it again.
-					s.n.forgetConsumer(c.CachedInfo().Stream, c.CachedInfo().Name)
-					if c2, err := s.n.groupConsumer(ctx, s.client.ID, s.group, k.typ, k.partition, Start{}); err == nil {
-						c = c2
-					}
-				}
-				select {
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-					return
-				}
-			}
+	}
+	s.mu.Lock()
+	s.parts[ps.id()] = ps
+	s.mu.Unlock()
+	defer func() { s.stopPart(ps, true) }()
+	// Stopped: nothing more goes out from here. The pull under way may
+	// still bring events (they are held, and released with the rest when
+	// it ends: released at once, they would come straight back to it).
+	defer context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		ps.gone = true
+		s.mu.Unlock()
+	})()
+	tick := time.NewTicker(tendEvery)
+	defer tick.Stop()
+	var lastTend time.Time
+	for ctx.Err() == nil {
+		// No byte limit: the server ends such a pull with a status that
+		// may overtake its last events, which the client then drops.
+		b, err := h.Fetch(s.room(), jetstream.FetchMaxWait(s.pullWait), jetstream.FetchPriorityGroup(priorityGroup))
+		if err != nil {
+			s.pullFailed(ctx, ps, err)
 			continue
 		}
-		if ctx.Err() != nil {
-			// Stopped while the pull was under way.
-			_ = m.Nak()
-			return
+		got := 0
+		for ch := b.Messages(); ch != nil; {
+			select {
+			case m, ok := <-ch:
+				if !ok {
+					ch = nil
+					continue
+				}
+				msgs := []jetstream.Msg{m}
+			more:
+				for {
+					select {
+					case m, ok := <-ch:
+						if !ok {
+							break more
+						}
+						msgs = append(msgs, m)
+					default:
+						break more
+					}
+				}
+				got += len(msgs)
+				s.receive(ctx, ps, msgs)
+			case <-tick.C:
+				s.tend(ctx, ps, h)
+				lastTend = time.Now()
+			}
 		}
+		if berr := b.Error(); errors.Is(berr, jetstream.ErrPinIDMismatch) {
+			// Another puller has the pin (this one stopped pulling for too
+			// long): start again as a new puller.
+			s.stopPart(ps, false)
+			ps = newPartState(k, info.Stream, info.Name)
+			s.mu.Lock()
+			s.parts[ps.id()] = ps
+			s.mu.Unlock()
+		} else if got == 0 && berr != nil && ctx.Err() == nil && !errors.Is(berr, jetstream.ErrNoMessages) &&
+			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
+			s.pullFailed(ctx, ps, berr)
+		}
+		if time.Since(lastTend) >= tendEvery {
+			s.tend(ctx, ps, h)
+			lastTend = time.Now()
+		}
+	}
+}
+
+// room is how many events a pull asks for. A long poll takes no more than
+// it can hand out (what it releases at its end counts as a delivery); a
+// member takes what JetStream lets it, or one while it holds heldBytes.
+func (s *Subscription) room() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members != nil {
+		if s.held >= heldBytes {
+			return 1
+		}
+		return partitionWindow
+	}
+	n := s.maxInFlight - len(s.pending)
+	for _, ps := range s.parts {
+		for _, e := range ps.bySeq {
+			if e.state == held {
+				n--
+			}
+		}
+	}
+	return max(n, 1)
+}
+
+func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error) {
+	s.n.log.Warn("pull", "consumer", ps.consumer, "stream", ps.stream, "err", err)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		// Deleted (inactive for longer than the retention, or by an
+		// operator): start it again.
+		s.n.forgetConsumer(ps.stream, ps.consumer)
+		if c, err := s.n.groupConsumer(ctx, s.client.ID, s.group, ps.k.typ, ps.k.partition, Start{}); err == nil {
+			s.pullMu.Lock()
+			s.consumers[ps.k] = c
+			s.pullMu.Unlock()
+		}
+	}
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+	}
+}
+
+// receive takes the events of one pull.
+func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstream.Msg) {
+	metas := make([]*jetstream.MsgMetadata, len(msgs))
+	skips := make([]int, len(msgs))
+	for i, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
 			s.n.log.Error("delivery metadata", "err", err)
 			_ = m.Term()
 			continue
 		}
-		if int(meta.NumDelivered) > s.maxDeliver {
-			if err := s.n.buryDelivery(s.ctx, m.Reply(), OriginMaxDeliver, "delivered "+strconv.Itoa(s.maxDeliver)+" times without acknowledgement"); err != nil {
-				s.n.log.Error("move to dead events", "consumer", meta.Consumer, "seq", meta.Sequence.Stream, "err", err)
+		metas[i] = meta
+		if meta.NumDelivered > 1 {
+			s.mu.Lock()
+			e := ps.bySeq[meta.Sequence.Stream]
+			s.mu.Unlock()
+			if e == nil {
+				skips[i] = s.n.readSkips(ctx, ps.stream, ps.consumer, meta.Sequence.Stream)
 			}
+		}
+	}
+	now := time.Now()
+	var bury []*entry
+	s.mu.Lock()
+	ps.pinned = true
+	for i, m := range msgs {
+		meta := metas[i]
+		if meta == nil {
 			continue
 		}
-		id := encodeAckID(m.Reply())
-		d := Delivery{AckID: id, Count: int(meta.NumDelivered), Type: k.typ, Event: withDeliveryAttrs(m.Data(), id, int(meta.NumDelivered))}
-		key := ackKeyOf(id)
-		p := &inFlight{part: k, reply: m.Reply(), settled: make(chan struct{}, 1)}
+		e := ps.bySeq[meta.Sequence.Stream]
+		switch {
+		case e == nil:
+			e = &entry{ps: ps, seq: meta.Sequence.Stream, key: keyOf(m), skips: skips[i]}
+			ps.add(e)
+		case e.state == handed:
+			// Delivered again (its ack timeout passed): the client's
+			// delivery is void, and this one goes out in its place, with
+			// its unit of credit.
+			e.again = s.pending[e.ackKey()] == e
+		case e.state == held:
+			// Its ack timeout passed while held: a delivery unseen.
+			s.held -= e.size
+			e.skips++
+		}
+		e.msg, e.touched, e.size = m, now, len(m.Data())
+		e.count = max(int(meta.NumDelivered)-e.skips, 1)
+		if e.count > s.maxDeliver {
+			if e.again {
+				delete(s.pending, e.ackKey())
+				e.again = false
+				s.signal()
+			}
+			e.state = burying // blocks its key while it is buried
+			bury = append(bury, e)
+			continue
+		}
+		e.state = held
+		s.held += e.size
+		s.markReady(e)
+	}
+	s.mu.Unlock()
+	for _, e := range bury {
+		err := s.n.buryDelivery(s.ctx, e.msg.Reply(), OriginMaxDeliver, "delivered "+strconv.Itoa(s.maxDeliver)+" times without acknowledgement", e.count-1)
 		s.mu.Lock()
-		if prev != key {
-			// The previous delivery was settled elsewhere or is void.
-			delete(s.pending, prev)
+		if err != nil {
+			// Still pending: it comes again after the ack timeout.
+			s.n.log.Error("move to dead events", "consumer", ps.consumer, "seq", e.seq, "err", err)
+			e.state = released
+		} else {
+			s.settled(e)
 		}
-		s.pending[key] = p
 		s.mu.Unlock()
-		prev = key
-		s.out <- d // never blocks: len(out) ≤ credit ≤ cap(out)
-
-		timer := time.NewTimer(ackWait)
-		select {
-		case <-p.settled:
-			<-s.sem
-			credit = false
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
 	}
 }
 
-// fetch pulls at most one event, waiting up to s.pullWait.
-func (s *Subscription) fetch(pctx context.Context, c jetstream.Consumer) (jetstream.Msg, error) {
-	// A pull is not cancelled when the puller stops: an event already on
-	// its way to a cancelled pull would be lost until the ack timeout.
-	// Pulls are short instead, and what arrives after the stop is released
-	// (which counts as a delivery). A short-lived subscription (a long
-	// poll) leaves no pull behind at all: it asks without waiting, and
-	// asks again after a pause.
-	if s.members == nil {
-		b, err := c.FetchNoWait(1)
+// settled drops a settled entry and lets the next of its key go; s.mu is
+// held.
+func (s *Subscription) settled(e *entry) {
+	if e.skips > 0 {
+		s.unskip = append(s.unskip, skipsKey(e.ps.stream, e.ps.consumer, e.seq))
+	}
+	s.markReady(e.ps.remove(e))
+}
+
+// hide releases deliveries the client never saw, recording them as hidden
+// first so that the next puller counts them out.
+func (s *Subscription) hide(ps *partState, msgs []jetstream.Msg) {
+	counts := map[uint64]int{}
+	for _, m := range msgs {
+		meta, err := m.Metadata()
 		if err != nil {
-			return nil, err
+			continue
 		}
-		var got jetstream.Msg
-		for m := range b.Messages() {
-			got = m
+		s.mu.Lock()
+		k := 0
+		if e := ps.bySeq[meta.Sequence.Stream]; e != nil {
+			k = e.skips
 		}
-		if got == nil {
-			select {
-			case <-time.After(noWaitPause):
-			case <-pctx.Done():
+		s.mu.Unlock()
+		if k == 0 && meta.NumDelivered > 1 {
+			k = s.n.readSkips(context.Background(), ps.stream, ps.consumer, meta.Sequence.Stream)
+		}
+		counts[meta.Sequence.Stream] = k + 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.n.writeSkips(ctx, ps.stream, ps.consumer, counts)
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// tend looks after what a puller holds: it ends the safe start once the
+// consumer has no unsettled events but these, keeps held events from their
+// ack timeout, and forgets handed events that were settled elsewhere
+// without a word reaching here.
+func (s *Subscription) tend(ctx context.Context, ps *partState, h jetstream.Consumer) {
+	ackWait := s.n.ackTimeout()
+	now := time.Now()
+	var progress []jetstream.Msg
+	s.mu.Lock()
+	check := ps.safe && ps.pinned
+	for _, e := range ps.bySeq {
+		switch {
+		case e.state == held && now.Sub(e.touched) > ackWait/3:
+			progress = append(progress, e.msg)
+			e.touched = now
+		case e.state == handed && now.Sub(e.touched) > ackWait+5*time.Second:
+			check = true
+		}
+	}
+	unskip := s.unskip
+	s.unskip = nil
+	s.mu.Unlock()
+	for _, m := range progress {
+		_ = m.InProgress()
+	}
+	s.n.dropSkips(ctx, unskip)
+	if !check {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := h.Info(ictx)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ps.gone {
+		return
+	}
+	if ps.safe && ps.pinned {
+		if info.NumAckPending > ps.ownUpTo(info.Delivered.Stream) {
+			ps.calm = 0
+		} else if ps.calm++; ps.calm >= 2 {
+			ps.safe = false
+			for _, e := range ps.sorted() {
+				s.markReady(e)
 			}
 		}
-		return got, nil
 	}
-	b, err := c.Fetch(1, jetstream.FetchMaxWait(s.pullWait))
-	if err != nil {
-		if pctx.Err() != nil {
-			return nil, nil
+	for _, e := range ps.bySeq {
+		if e.state == handed && e.seq <= info.AckFloor.Stream {
+			delete(s.pending, e.ackKey())
+			s.signal()
+			s.settled(e)
 		}
-		return nil, err
 	}
-	var got jetstream.Msg
-	for m := range b.Messages() {
-		got = m
+}
+
+// stopPart ends a puller's hold on its partition: the events it holds are
+// released (in stream order; the next puller sorts them anyway) and the pin
+// is given up (unless another puller has it already) so that the next
+// puller starts at once. Handed events stay with the client until settled.
+func (s *Subscription) stopPart(ps *partState, unpin bool) {
+	s.mu.Lock()
+	if ps.stopped {
+		s.mu.Unlock()
+		return
 	}
-	if got == nil && b.Error() != nil && pctx.Err() == nil && !errors.Is(b.Error(), jetstream.ErrNoMessages) &&
-		!errors.Is(b.Error(), nats.ErrTimeout) && !errors.Is(b.Error(), context.DeadlineExceeded) {
-		return nil, b.Error()
+	ps.stopped, ps.gone = true, true
+	if s.parts[ps.id()] == ps {
+		delete(s.parts, ps.id())
 	}
-	return got, nil
+	var nak []jetstream.Msg
+	for _, e := range ps.sorted() {
+		if e.state == held {
+			nak = append(nak, e.msg)
+			s.held -= e.size
+		}
+	}
+	pinned := ps.pinned && unpin
+	s.mu.Unlock()
+	s.hide(ps, nak)
+	if pinned {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.n.nc.Flush()
+		if err := s.n.unpin(ctx, ps.stream, ps.consumer); err != nil {
+			s.n.log.Debug("unpin", "consumer", ps.consumer, "err", err)
+		}
+	}
 }
 
 // withDeliveryAttrs inserts "ackid" and "deliverycount" as the first members

@@ -144,6 +144,33 @@ func ownAckID(cl *Client, id string) (ackRef, error) {
 // or the store did not answer). Settling an event that was settled already
 // or redelivered since succeeds or is a no-op: JetStream keeps the state.
 func (n *Node) Settle(ctx context.Context, cl *Client, st Settlement) SettleResult {
+	res := n.settle(ctx, cl, st)
+	n.announce(st.Op, res.Succeeded)
+	return res
+}
+
+// settledSubject carries "<op> <ack id> …" for settlements of a group made
+// through another request than the subscription that handed the events
+// out, so that it lets the next events of their keys go (consume_keys.go).
+func settledSubject(client, group string) string {
+	return "_mevents.settled." + client + "." + group
+}
+
+// announce publishes settled ack ids on their groups' settledSubject.
+func (n *Node) announce(op SettleOp, ids []string) {
+	byGroup := map[string][]string{}
+	for _, id := range ids {
+		if r, err := parseAckID(id); err == nil {
+			subj := settledSubject(r.client, r.group)
+			byGroup[subj] = append(byGroup[subj], id)
+		}
+	}
+	for subj, ids := range byGroup {
+		_ = n.nc.Publish(subj, []byte(string(op)+" "+strings.Join(ids, " ")))
+	}
+}
+
+func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) SettleResult {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, settleTimeout)
@@ -194,7 +221,7 @@ func (n *Node) settleOne(ctx context.Context, cl *Client, st Settlement, id stri
 		if reason == "" {
 			reason = "reported dead by the consumer"
 		}
-		if err := n.buryDelivery(ctx, r.reply, OriginConsumer, reason); err != nil {
+		if err := n.buryDelivery(ctx, r.reply, OriginConsumer, reason, -1); err != nil {
 			n.log.Error("move to dead events", "consumer", r.consumer, "seq", r.seq, "err", err)
 			return fmt.Errorf("the event store is unavailable")
 		}

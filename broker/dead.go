@@ -92,7 +92,8 @@ func (n *Node) deadStream(ctx context.Context) (jetstream.Stream, error) {
 
 // buryDelivery copies the event of a delivery (ack subject reply) to the
 // dead-event store and then terminates the delivery.
-func (n *Node) buryDelivery(ctx context.Context, reply, origin, reason string) error {
+// count is the delivery count to record; < 0 means the ack id's.
+func (n *Node) buryDelivery(ctx context.Context, reply, origin, reason string, count int) error {
 	r, err := parseAckID(encodeAckID(reply))
 	if err != nil {
 		return err
@@ -108,9 +109,8 @@ func (n *Node) buryDelivery(ctx context.Context, reply, origin, reason string) e
 	case err != nil:
 		return fmt.Errorf("read event %d of %s: %w", r.seq, r.stream, err)
 	default:
-		count := r.delivered
-		if origin == OriginMaxDeliver {
-			count-- // the delivery at hand never reached the consumer
+		if count < 0 {
+			count = r.delivered
 		}
 		if err := n.storeDead(ctx, r, m.Data, count, origin, reason); err != nil {
 			return err
@@ -238,7 +238,7 @@ func (n *Node) RedeliverDead(ctx context.Context, cl *Client, id string) error {
 		key = ev.ID
 	}
 	msg := &nats.Msg{Subject: redoSubject(cl.ID, d.Group, ev.Type, Partition(key)), Data: d.Event,
-		Header: nats.Header{jetstream.MsgIDHeader: []string{"redo:" + id}}}
+		Header: nats.Header{jetstream.MsgIDHeader: []string{"redo:" + id}, keyHeader: []string{orderKey(key)}}}
 	if _, err := n.js.PublishMsg(ctx, msg); err != nil {
 		return publishError(err)
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -13,4 +14,21 @@ func (n *Node) JetStream() jetstream.JetStream { return n.js }
 // check the network refuses it.
 func (n *Node) AppIdentityForTest() (string, nats.SignatureHandler) {
 	return n.appUser.pub, n.appUser.sign
+}
+
+// DebugState describes what a subscription holds (for failing tests).
+func (s *Subscription) DebugState() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := fmt.Sprintf("pending %d ready %d held %d\n", len(s.pending), len(s.ready), s.held)
+	for id, ps := range s.parts {
+		st := map[entryState]int{}
+		for _, e := range ps.bySeq {
+			st[e.state]++
+		}
+		if len(ps.bySeq) > 0 || ps.safe && ps.pinned {
+			out += fmt.Sprintf("  %s safe=%v pinned=%v held=%d handed=%d released=%d\n", id, ps.safe, ps.pinned, st[held], st[handed], st[released])
+		}
+	}
+	return out
 }

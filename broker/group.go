@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -19,15 +20,15 @@ import (
 //
 //	name     g<len(client)>_<client>_<group>_<partition>   g8_consumer_default_7
 //	filters  ev.<type>.<p>, evtest.<client>.<type>.<p>, evredo.<client>.<group>.<type>.<p>
-//	acks     explicit; AckWait = the node's ack timeout; MaxAckPending 1; MaxDeliver unlimited
+//	acks     explicit; AckWait = the node's ack timeout; MaxAckPending partitionWindow; MaxDeliver unlimited
+//	pulls    priority group "mevents", policy pinned_client
 //
-// MaxAckPending 1 makes JetStream itself keep the order of a partition (and
-// so of every partition key): the next event of a partition is delivered
-// only once the previous one is acknowledged, released with a delay keeps it
-// pending, dead events are terminated. The order therefore holds whatever
-// instance, connection or node pulls. MaxDeliver is enforced here, not by
-// JetStream, so that an event delivered too often moves to the dead-event
-// store instead of being dropped (dead.go).
+// Up to partitionWindow events of a partition may be out at once; the order
+// per partition key is kept by the one puller JetStream pins the consumer
+// to, which hands an event out only when every earlier event of its key is
+// settled (consume_keys.go). MaxDeliver is enforced here, not by JetStream,
+// so that an event delivered too often moves to the dead-event store
+// instead of being dropped (dead.go).
 //
 // The length prefix makes the name injective: no two (client, group) pairs
 // share a consumer, though both may contain "_".
@@ -37,6 +38,17 @@ const DefaultGroup = "default"
 
 // DefaultAckTimeout is how long a delivery may stay unacknowledged.
 const DefaultAckTimeout = 30 * time.Second
+
+const (
+	// partitionWindow is how many events of one partition of a group may
+	// be delivered and unsettled at once.
+	partitionWindow = 128
+	// priorityGroup is the priority group every pull names; pinnedTTL is
+	// how long the pin outlives a puller that stopped pulling without
+	// giving it up (its node died).
+	priorityGroup = "mevents"
+	pinnedTTL     = 10 * time.Second
+)
 
 var groupName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -122,8 +134,11 @@ func (n *Node) consumerConfig(client, group, t string, p int, start Start) jetst
 		AckPolicy:   jetstream.AckExplicitPolicy,
 		AckWait:     n.ackTimeout(),
 		// MaxDeliver is enforced by the subscription (dead events).
-		MaxDeliver:    -1,
-		MaxAckPending: 1,
+		MaxDeliver:     -1,
+		MaxAckPending:  partitionWindow,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{priorityGroup},
+		PinnedTTL:      pinnedTTL,
 		FilterSubjects: []string{
 			Subject(t, p, ""), Subject(t, p, client), redoSubject(client, group, t, p),
 		},
@@ -164,10 +179,12 @@ func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int
 		c, err = n.js.Consumer(ctx, stream, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			c, err = n.js.CreateConsumer(ctx, stream, want)
-		} else if err == nil && c.CachedInfo().Config.AckWait != want.AckWait {
-			// The ack timeout changed: everything else of a group stays.
+		} else if err == nil && outdated(c.CachedInfo().Config, want) {
+			// The ack timeout changed, or the consumer was made by an
+			// earlier version: its position stays.
 			upd := c.CachedInfo().Config
-			upd.AckWait = want.AckWait
+			upd.AckWait, upd.MaxAckPending = want.AckWait, want.MaxAckPending
+			upd.PriorityPolicy, upd.PriorityGroups, upd.PinnedTTL = want.PriorityPolicy, want.PriorityGroups, want.PinnedTTL
 			c, err = n.js.UpdateConsumer(ctx, stream, upd)
 		}
 		if err == nil {
@@ -184,6 +201,40 @@ func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int
 	n.groups.consumers[key] = c
 	n.groups.mu.Unlock()
 	return c, nil
+}
+
+// outdated says whether a group consumer's settings differ from want in
+// what may change.
+func outdated(have, want jetstream.ConsumerConfig) bool {
+	return have.AckWait != want.AckWait || have.MaxAckPending != want.MaxAckPending ||
+		have.PriorityPolicy != want.PriorityPolicy || have.PinnedTTL != want.PinnedTTL
+}
+
+// ownHandle returns a handle of its own on consumer c: the pin JetStream
+// gives a puller belongs to the handle, and two subscriptions on one node
+// must not share it.
+func (n *Node) ownHandle(ctx context.Context, c jetstream.Consumer) (jetstream.Consumer, error) {
+	info := c.CachedInfo()
+	return n.js.Consumer(ctx, info.Stream, info.Name)
+}
+
+// unpin takes the pin from whoever holds it, so that another puller of the
+// consumer gets it at once.
+func (n *Node) unpin(ctx context.Context, stream, consumer string) error {
+	req, _ := json.Marshal(map[string]string{"group": priorityGroup})
+	msg, err := n.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.UNPIN."+stream+"."+consumer, req)
+	if err != nil {
+		return err
+	}
+	var resp struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(msg.Data, &resp) == nil && resp.Error != nil {
+		return errors.New(resp.Error.Description)
+	}
+	return nil
 }
 
 func (n *Node) forgetConsumer(stream, name string) {

@@ -27,14 +27,14 @@ import (
 // instances share the 12 partitions evenly; instances beyond 12 stand by.
 //
 // Views of the membership differ for at most a heartbeat, so two instances
-// may briefly pull one partition, or none. Neither breaks the order: every
-// partition consumer has MaxAckPending 1 (group.go), so JetStream hands out
-// the next event of a partition only after the previous one was settled,
-// whoever pulls. An instance that closes releases its unsettled events. One
-// that vanishes (its node died) cannot: the instance that takes over one of
-// its partitions releases the partition's one unsettled event (the last
-// delivered, as MaxAckPending is 1), so the partition resumes at once
-// instead of after the ack timeout.
+// may briefly pull one partition, or none. Neither breaks the order: a
+// partition consumer is pinned to one puller at a time (group.go), and a
+// puller that starts hands out nothing while events others left are
+// unsettled (consume_keys.go). An instance that closes releases its
+// unsettled events and gives up its pins. One that vanishes (its node died)
+// cannot: the instance that takes over one of its partitions takes the pin
+// and releases the partition's unsettled events, so the partition resumes
+// at once instead of after the ack timeout.
 
 const (
 	heartbeatInterval = time.Second
@@ -226,11 +226,9 @@ func (s *Subscription) rebalance() {
 	s.pullOnly(want)
 }
 
-// adopt releases the unsettled event of each partition this subscription
-// pulls now that a vanished member owned (among the members before). With
-// MaxAckPending 1 the one unsettled event of a partition consumer is its
-// last delivered, so its ack subject can be made from the consumer's state.
-// It retries in the background while the consumers' leaders move (the
+// adopt releases the unsettled events of each partition this subscription
+// pulls now that a vanished member owned (among the members before). It
+// retries in the background while the consumers' leaders move (the
 // vanished node may have led them).
 func (s *Subscription) adopt(vanished map[string]bool, before map[string]memberState) {
 	var gained []jetstream.Consumer
@@ -249,7 +247,7 @@ func (s *Subscription) adopt(vanished map[string]bool, before map[string]memberS
 		defer s.wg.Done()
 		for _, c := range gained {
 			for attempt := 0; attempt < 10 && s.ctx.Err() == nil; attempt++ {
-				if s.releaseLast(c) == nil {
+				if s.releaseVanished(c) == nil {
 					break
 				}
 				select {
@@ -261,8 +259,13 @@ func (s *Subscription) adopt(vanished map[string]bool, before map[string]memberS
 	}()
 }
 
-// releaseLast releases the unsettled event of partition consumer c, if any.
-func (s *Subscription) releaseLast(c jetstream.Consumer) error {
+// releaseVanished takes the pin of partition consumer c and releases its
+// unsettled events, except those this subscription holds: every event
+// between the consumer's ack floor and its last delivery is released (an
+// ack subject can be made from the consumer's state; JetStream ignores
+// those not pending). Beyond maxRelease of them it leaves the rest to
+// their ack timeout.
+func (s *Subscription) releaseVanished(c jetstream.Consumer) error {
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 	defer cancel()
 	info, err := c.Info(ctx)
@@ -272,7 +275,36 @@ func (s *Subscription) releaseLast(c jetstream.Consumer) error {
 	if info.NumAckPending == 0 {
 		return nil
 	}
-	reply := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.%d.0.0", info.Stream, info.Name, info.Delivered.Stream, info.Delivered.Consumer)
-	_, err = s.n.nc.RequestWithContext(ctx, reply, []byte("-NAK"))
-	return err
+	s.mu.Lock()
+	mine := map[uint64]bool{}
+	pinned := false
+	if ps := s.parts[info.Stream+" "+info.Name]; ps != nil {
+		pinned = ps.pinned
+		for seq := range ps.bySeq {
+			mine[seq] = true
+		}
+	}
+	s.mu.Unlock()
+	if !pinned {
+		if err := s.n.unpin(ctx, info.Stream, info.Name); err != nil {
+			return err
+		}
+	}
+	from, to := info.AckFloor.Stream+1, info.Delivered.Stream
+	if to-from >= maxRelease {
+		to = from + maxRelease - 1
+	}
+	for seq := from; seq <= to; seq++ {
+		if mine[seq] {
+			continue
+		}
+		reply := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.%d.0.0", info.Stream, info.Name, seq, info.Delivered.Consumer)
+		if err := s.n.nc.Publish(reply, []byte("-NAK")); err != nil {
+			return err
+		}
+	}
+	return s.n.nc.FlushWithContext(ctx)
 }
+
+// maxRelease bounds the releases of one vanished partition.
+const maxRelease = 100_000

@@ -278,6 +278,20 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 		nodes[2].Close()
 	}()
 	waitFor(t, 5*time.Second+memberTTL+time.Second, "2 instances after the node died", share([]int{0, 1}, 6))
+	defer func() {
+		if t.Failed() {
+			for i, s := range subs[:2] {
+				t.Logf("sub %d: %s", i, s.DebugState())
+			}
+			for p := 0; p < broker.Partitions; p++ {
+				c, err := nodes[0].JetStream().Consumer(ctx, broker.StreamName(consumeType), fmt.Sprintf("g%d_%s_spread_%d", len(cl.ID), cl.ID, p))
+				if err == nil {
+					i := c.CachedInfo()
+					t.Logf("p%d pending %d ackpending %d redelivered %d floor %d delivered %d waiting %d pins %+v", p, i.NumPending, i.NumAckPending, i.NumRedelivered, i.AckFloor.Stream, i.Delivered.Stream, i.NumWaiting, i.PriorityGroups)
+				}
+			}
+		}
+	}()
 	waitFor(t, 30*time.Second, "every event delivered after the node died", func() bool {
 		select {
 		case err := <-errs:

@@ -83,8 +83,9 @@ type Node struct {
 	// appUser is the in-process identity the application connects with.
 	appUser inProcessUser
 
-	kvMu sync.Mutex         // guards kv
-	kv   jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
+	kvMu  sync.Mutex         // guards kv and skips
+	kv    jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
+	skips jetstream.KeyValue // hidden deliveries (consume_keys.go), opened on first use
 
 	groups groupCache // consumers of consumer groups (group.go)
 }

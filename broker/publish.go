@@ -88,7 +88,8 @@ func (n *Node) Publish(ctx context.Context, p Publication) error {
 		msg := &nats.Msg{
 			Subject: Subject(e.Type, Partition(key), testFor),
 			Data:    append([]byte(nil), buf...),
-			Header:  nats.Header{jetstream.MsgIDHeader: []string{dedupID(testFor, e.Source, e.ID)}},
+			Header: nats.Header{jetstream.MsgIDHeader: []string{dedupID(testFor, e.Source, e.ID)},
+				keyHeader: []string{orderKey(key)}},
 		}
 		f, err := n.js.PublishMsgAsync(msg)
 		if err != nil {

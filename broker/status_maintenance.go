@@ -31,34 +31,39 @@ type Maintenance struct {
 }
 
 func (n *Node) adminKV(ctx context.Context) (jetstream.KeyValue, error) {
+	return n.bucket(ctx, &n.kv, jetstream.KeyValueConfig{Bucket: AdminBucket, Description: "mevents cluster-wide admin state",
+		History: 5, Storage: jetstream.FileStorage}, "the admin state store is unavailable")
+}
+
+// bucket returns the key-value bucket cfg describes, creating it (with the
+// cluster's replicas) on first use and keeping it in *slot.
+func (n *Node) bucket(ctx context.Context, slot *jetstream.KeyValue, cfg jetstream.KeyValueConfig, unavailable string) (jetstream.KeyValue, error) {
 	if !n.opened.Load() || n.closed.Load() {
 		return nil, &Error{Code: CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
 	}
 	n.kvMu.Lock()
 	defer n.kvMu.Unlock()
-	if n.kv != nil {
-		return n.kv, nil
+	if *slot != nil {
+		return *slot, nil
 	}
-	replicas := DefaultReplicas
+	cfg.Replicas = DefaultReplicas
 	if !n.cfg.Clustered() {
-		replicas = 1
+		cfg.Replicas = 1
 	}
-	cfg := jetstream.KeyValueConfig{Bucket: AdminBucket, Description: "mevents cluster-wide admin state",
-		History: 5, Replicas: replicas, Storage: jetstream.FileStorage}
 	// Nodes of a cluster start together; a create that loses the race is retried.
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var kv jetstream.KeyValue
 		kv, err = n.js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err == nil {
-			n.kv = kv
+			*slot = kv
 			return kv, nil
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, &Error{Code: CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("key-value bucket %s: %w", AdminBucket, err)}
+	return nil, &Error{Code: CodeUnavailable, Message: unavailable, Err: fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)}
 }
 
 // SetMaintenance stores m as the cluster's maintenance mode; it returns
