@@ -99,6 +99,50 @@ func TestConsumeOrderPerKey(t *testing.T) {
 	}
 }
 
+// TestConsumeHoldsBackOnlyItsKey: an unacknowledged event holds back the
+// later events of its key, not those of other keys of its partition.
+func TestConsumeHoldsBackOnlyItsKey(t *testing.T) {
+	n, reg := consumeNode(t)
+	// Two keys of one partition.
+	a, b := "key-0", ""
+	for i := 1; b == ""; i++ {
+		if k := fmt.Sprintf("key-%d", i); broker.Partition(k) == broker.Partition(a) {
+			b = k
+		}
+	}
+	publish(t, n, "prod", false,
+		event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "a2", a),
+		event(t, consumeType, "/s", "b1", b), event(t, consumeType, "/s", "b2", b))
+	s, err := n.Subscribe(context.Background(), broker.SubscribeOptions{Client: reg.Client("c2"), Group: "keys", Spread: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// a1 and b1 come; a2 and b2 wait for them.
+	got := map[string]broker.Delivery{}
+	for range 2 {
+		d, ev := next(t, s, 5*time.Second)
+		got[ev.ID] = d
+	}
+	if _, ok := got["a1"]; !ok || got["b1"].AckID == "" {
+		t.Fatalf("first deliveries %v, want a1 and b1", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if d, err := s.Next(ctx); err == nil {
+		t.Fatalf("got %s while the first event of each key is unacknowledged", d.Event)
+	}
+	cancel()
+	// b1 acknowledged: b2 comes, while a1 still holds a2 back.
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["b1"].AckID}})
+	if _, ev := next(t, s, 5*time.Second); ev.ID != "b2" {
+		t.Fatalf("after b1 got %s, want b2", ev.ID)
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["a1"].AckID}})
+	if _, ev := next(t, s, 5*time.Second); ev.ID != "a2" || ev.DeliveryCount != 1 {
+		t.Fatalf("after a1 got %+v, want a2, first delivery", ev)
+	}
+}
+
 func TestConsumeRedelivery(t *testing.T) {
 	n, reg := consumeNode(t)
 	c2 := reg.Client("c2")
