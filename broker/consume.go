@@ -36,7 +36,14 @@ const (
 	// does not have yet (beyond it, pulls ask for one event).
 	heldBytes = 8 << 20
 	// tendEvery is how often a puller looks after what it holds.
-	tendEvery = 200 * time.Millisecond
+	// A puller that waits for the events of earlier pullers reads the
+	// consumer's state every safeRecheck, and again after tendEvery when
+	// that found none (consume_keys.go).
+	tendEvery   = 50 * time.Millisecond
+	safeRecheck = 200 * time.Millisecond
+	// staleCheck is how often a puller asks whether events it handed out
+	// long ago were settled elsewhere.
+	staleCheck = 5 * time.Second
 )
 
 // ErrSubscriptionClosed is returned by Next after Close or Stop.
@@ -98,7 +105,9 @@ type Subscription struct {
 	parts   map[string]*partState // by partState.id
 	pending map[string]*entry     // handed out, not settled: by ack key
 	ready   []*entry              // in the order they became ready
-	held    int                   // bytes of entries not handed out
+	held    int                   // bytes of entries held (not handed out)
+	heldN   int                   // their number
+	redo    []*entry              // ready entries delivered again in place of handed ones
 	wake    chan struct{}         // cap 1: something became ready, or credit came back
 	unskip  []string              // hidden-delivery records of settled events, to delete
 }
@@ -262,10 +271,10 @@ func (s *Subscription) Next(ctx context.Context) (Delivery, error) {
 		s.mu.Lock()
 		if e := s.nextReady(); e != nil {
 			e.state, e.again = handed, false
-			s.held -= e.size
+			s.unhold(e)
 			s.pending[e.ackKey()] = e
 			m, typ, count := e.msg, e.ps.k.typ, e.count
-			more := len(s.ready) > 0
+			more := len(s.ready)+len(s.redo) > 0
 			s.mu.Unlock()
 			if more {
 				s.signal() // for another caller of Next
@@ -289,22 +298,33 @@ func (s *Subscription) Next(ctx context.Context) (Delivery, error) {
 // holds less than its credit, the first; s.mu is held.
 func (s *Subscription) nextReady() *entry {
 	valid := func(e *entry) bool { return e.state == held && !e.ps.gone && !e.ps.safe && e.head() }
-	for i := 0; i < len(s.ready); i++ {
-		e := s.ready[i]
-		if !valid(e) {
-			e.queued = false
-			s.ready = slices.Delete(s.ready, i, i+1)
-			i--
-			continue
+	for len(s.redo) > 0 {
+		e := s.redo[0]
+		s.redo[0] = nil
+		s.redo = s.redo[1:]
+		e.queued = false
+		if valid(e) && e.again {
+			return e
 		}
-		if e.again || len(s.pending) < s.maxInFlight {
-			e.queued = false
-			s.ready = slices.Delete(s.ready, i, i+1)
+		if valid(e) {
+			s.markReady(e) // no longer in place of a handed one
+		}
+	}
+	for len(s.ready) > 0 && len(s.pending) < s.maxInFlight {
+		e := s.ready[0]
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+		e.queued = false
+		if valid(e) {
 			return e
 		}
 	}
 	return nil
 }
+
+// hold and unhold count e in and out of the held entries; s.mu is held.
+func (s *Subscription) hold(e *entry)   { s.held += e.size; s.heldN++ }
+func (s *Subscription) unhold(e *entry) { s.held -= e.size; s.heldN-- }
 
 // markReady queues e for Next if it may go out now; s.mu is held.
 func (s *Subscription) markReady(e *entry) {
@@ -312,7 +332,11 @@ func (s *Subscription) markReady(e *entry) {
 		return
 	}
 	e.queued = true
-	s.ready = append(s.ready, e)
+	if e.again {
+		s.redo = append(s.redo, e)
+	} else {
+		s.ready = append(s.ready, e)
+	}
 	s.signal()
 }
 
@@ -368,12 +392,12 @@ func (s *Subscription) resolve(op SettleOp, id string) {
 	switch op {
 	case SettleAck, SettleDead:
 		if e.state == held {
-			s.held -= e.size
+			s.unhold(e)
 		}
 		s.settled(e)
 	case SettleRelease:
 		if e.state == held {
-			s.held -= e.size
+			s.unhold(e)
 		}
 		e.state = released // first in line until it comes again
 	}
@@ -467,6 +491,9 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 				}
 				got += len(msgs)
 				s.receive(ctx, ps, msgs)
+				if ps.safe {
+					s.tend(ctx, ps, h) // the pin is this puller's now: check at once
+				}
 			case <-tick.C:
 				s.tend(ctx, ps, h)
 				lastTend = time.Now()
@@ -503,15 +530,7 @@ func (s *Subscription) room() int {
 		}
 		return partitionWindow
 	}
-	n := s.maxInFlight - len(s.pending)
-	for _, ps := range s.parts {
-		for _, e := range ps.bySeq {
-			if e.state == held {
-				n--
-			}
-		}
-	}
-	return max(n, 1)
+	return max(s.maxInFlight-len(s.pending)-s.heldN, 1)
 }
 
 func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error) {
@@ -574,7 +593,7 @@ func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstr
 			e.again = s.pending[e.ackKey()] == e
 		case e.state == held:
 			// Its ack timeout passed while held: a delivery unseen.
-			s.held -= e.size
+			s.unhold(e)
 			e.skips++
 		}
 		e.msg, e.touched, e.size = m, now, len(m.Data())
@@ -590,7 +609,7 @@ func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstr
 			continue
 		}
 		e.state = held
-		s.held += e.size
+		s.hold(e)
 		s.markReady(e)
 	}
 	s.mu.Unlock()
@@ -654,15 +673,19 @@ func (s *Subscription) tend(ctx context.Context, ps *partState, h jetstream.Cons
 	now := time.Now()
 	var progress []jetstream.Msg
 	s.mu.Lock()
-	check := ps.safe && ps.pinned
+	check := ps.safe && ps.pinned && !now.Before(ps.nextCheck)
+	stale := false
 	for _, e := range ps.bySeq {
 		switch {
 		case e.state == held && now.Sub(e.touched) > ackWait/3:
 			progress = append(progress, e.msg)
 			e.touched = now
-		case e.state == handed && now.Sub(e.touched) > ackWait+5*time.Second:
-			check = true
+		case e.state == handed && now.Sub(e.touched) > ackWait+staleCheck:
+			stale = true
 		}
+	}
+	if stale && !now.Before(ps.nextStale) {
+		check, ps.nextStale = true, now.Add(staleCheck)
 	}
 	unskip := s.unskip
 	s.unskip = nil
@@ -687,8 +710,10 @@ func (s *Subscription) tend(ctx context.Context, ps *partState, h jetstream.Cons
 	}
 	if ps.safe && ps.pinned {
 		if info.NumAckPending > ps.ownUpTo(info.Delivered.Stream) {
-			ps.calm = 0
-		} else if ps.calm++; ps.calm >= 2 {
+			ps.calm, ps.nextCheck = 0, time.Now().Add(safeRecheck)
+		} else if ps.calm++; ps.calm < 2 {
+			ps.nextCheck = time.Now().Add(tendEvery)
+		} else {
 			ps.safe = false
 			for _, e := range ps.sorted() {
 				s.markReady(e)
@@ -722,7 +747,7 @@ func (s *Subscription) stopPart(ps *partState, unpin bool) {
 	for _, e := range ps.sorted() {
 		if e.state == held {
 			nak = append(nak, e.msg)
-			s.held -= e.size
+			s.unhold(e)
 		}
 	}
 	pinned := ps.pinned && unpin

@@ -96,6 +96,8 @@ type partState struct {
 	// calm counts the checks in a row that found none.
 	safe bool
 	calm int
+	// nextCheck, nextStale: when the consumer's state may be read again.
+	nextCheck, nextStale time.Time
 	// pinned: an event came, so this puller holds the consumer's pin.
 	pinned bool
 	// gone: the puller stopped; nothing more is handed out. stopped: what
