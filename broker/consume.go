@@ -457,8 +457,10 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 		ps.gone = true
 		s.mu.Unlock()
 	})()
-	tick := time.NewTicker(tendEvery)
+	// An idle puller (nothing held, not waiting) looks rarely.
+	tick := time.NewTimer(tendEvery)
 	defer tick.Stop()
+	idle := false // tick set for an idle puller
 	var lastTend time.Time
 	for ctx.Err() == nil {
 		// No byte limit: the server ends such a pull with a status that
@@ -491,12 +493,19 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 				}
 				got += len(msgs)
 				s.receive(ctx, ps, msgs)
+				if idle {
+					tick.Reset(tendEvery)
+					idle = false
+				}
 				if ps.safe {
 					s.tend(ctx, ps, h) // the pin is this puller's now: check at once
 				}
 			case <-tick.C:
 				s.tend(ctx, ps, h)
 				lastTend = time.Now()
+				next := s.tendAgain(ps)
+				tick.Reset(next)
+				idle = next > tendEvery
 			}
 		}
 		if berr := b.Error(); errors.Is(berr, jetstream.ErrPinIDMismatch) {
@@ -662,6 +671,16 @@ func (s *Subscription) hide(ps *partState, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		_ = m.Nak()
 	}
+}
+
+// tendAgain is when a puller should tend ps again.
+func (s *Subscription) tendAgain(ps *partState) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(ps.bySeq) == 0 && !(ps.safe && ps.pinned) && len(s.unskip) == 0 {
+		return pullWait
+	}
+	return tendEvery
 }
 
 // tend looks after what a puller holds: it ends the safe start once the
