@@ -14,3 +14,9 @@ func (n *Node) JetStream() jetstream.JetStream { return n.js }
 func (n *Node) AppIdentityForTest() (string, nats.SignatureHandler) {
 	return n.appUser.pub, n.appUser.sign
 }
+
+// MemberIDForTest returns the member id of a spread subscription.
+func (s *Subscription) MemberIDForTest() string { return s.members.id }
+
+// HubsForTest returns the number of membership hubs of the node.
+func (n *Node) HubsForTest() int { return n.hubs.count() }

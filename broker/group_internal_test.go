@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConsumerNames(t *testing.T) {
@@ -86,8 +89,12 @@ func TestAssignmentIsEven(t *testing.T) {
 			if id == "other-type" {
 				continue
 			}
-			m := &membership{self: heartbeat{ID: id}, members: members}
-			parts := m.assignment("t")
+			parts := newView(members).assignment("t", id)
+			for p := 0; p < Partitions; p++ {
+				if mine := owner(members, "t", p) == id; mine != slices.Contains(parts, p) {
+					t.Fatalf("%d members: owner of %d is %s, assignment of %s is %v", n, p, owner(members, "t", p), id, parts)
+				}
+			}
 			if len(parts) == 0 {
 				idle++
 			} else if want := Partitions / min(n, Partitions); len(parts) != want {
@@ -105,5 +112,63 @@ func TestAssignmentIsEven(t *testing.T) {
 				t.Fatalf("%d members: partition %d taken %d times", n, p, c)
 			}
 		}
+	}
+}
+
+// TestHubView: another node's heartbeat that repeats its list changes
+// nothing (no rebalance in every local instance); a new list, a bye and a
+// node not heard of for memberTTL do, and beat reports only the last as
+// vanished, once.
+func TestHubView(t *testing.T) {
+	h := &hub{id: "self", local: map[string]*membership{}, remote: map[string]*remoteHub{}}
+	m := &membership{id: "m1", types: []string{"t"}, changed: make(chan struct{}, 1)}
+	h.addLocked(m)
+	signalled := func() bool {
+		select {
+		case <-m.changed:
+			return true
+		default:
+			return false
+		}
+	}
+	signalled()
+	now := time.Now()
+	apply := func(hub string, bye bool, members string) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.applyLocked(hubMsg{Hub: hub, Bye: bye, Members: json.RawMessage(members)}, now) {
+			h.changedLocked()
+		}
+	}
+	steps := []struct {
+		name, hub, members string
+		bye, changed       bool
+		parts              []int
+	}{
+		{"first list", "a", `[{"id":"m0","types":["t"]}]`, false, true, []int{1, 3, 5, 7, 9, 11}},
+		{"same list again", "a", `[{"id":"m0","types":["t"]}]`, false, false, []int{1, 3, 5, 7, 9, 11}},
+		{"a member of another type", "b", `[{"id":"m2","types":["u"]}]`, false, true, []int{1, 3, 5, 7, 9, 11}},
+		{"a new member", "a", `[{"id":"m0","types":["t"]},{"id":"m3","types":["t"]}]`, false, true, []int{1, 4, 7, 10}},
+		{"bye", "a", `[]`, true, true, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"bye again", "a", `[]`, true, false, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+	}
+	for _, s := range steps {
+		apply(s.hub, s.bye, s.members)
+		if got := signalled(); got != s.changed {
+			t.Fatalf("%s: signalled %v, want %v", s.name, got, s.changed)
+		}
+		if got := m.assignment("t"); !slices.Equal(got, s.parts) {
+			t.Fatalf("%s: assignment %v, want %v", s.name, got, s.parts)
+		}
+	}
+	if v, _ := m.beat(now.Add(memberTTL)); v != nil {
+		t.Fatalf("vanished %v within memberTTL", v)
+	}
+	vanished, before := m.beat(now.Add(memberTTL + time.Millisecond))
+	if !vanished["m2"] || len(vanished) != 1 || owner(before, "u", 0) != "m2" || !signalled() {
+		t.Fatalf("after memberTTL: vanished %v, before %v", vanished, before)
+	}
+	if v, _ := m.beat(now.Add(memberTTL + time.Second)); v != nil {
+		t.Fatalf("vanished %v reported twice", v)
 	}
 }

@@ -4,27 +4,50 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Spreading a group over its instances. The live instances of a (client,
-// group), on any node, announce themselves on a core NATS subject
-//
-//	_mevents.members.<client>.<group>   {"id": "<random>", "types": [...]}
-//
-// every heartbeatInterval; an instance not heard of for memberTTL has
-// departed (its node may be dead), one that closes says so at once. Every
+// Spreading a group over its instances. Every live instance of a (client,
+// group), on any node, is a member with a random id and its types. Each
 // instance orders the live members of each type by id and takes the
 // partitions p with p mod len(members) == its index: 1, 2, 3, 4, 6 and 12
 // instances share the 12 partitions evenly; instances beyond 12 stand by.
+//
+// The members are known through the nodes, not each instance by each
+// other: a node keeps one hub per (client, group) that has instances on it
+// (group_hub.go). The hub speaks for all of the node's instances of the
+// group, so an idle group costs one message per node and heartbeatInterval
+// whatever its number of instances. On the core NATS subject
+//
+//	_mevents.members.<client>.<group>
+//
+// each hub publishes JSON objects
+//
+//	{"hub": "<random id>", "node": "<server name>",
+//	 "members": [{"id": "<member id>", "types": ["<type>", …]}, …],
+//	 "hello": true, "bye": true}
+//
+// where members are the hub's local instances sorted by id, and "members"
+// replaces the hub's previous list at every receiver. A hub publishes
+//   - its list every heartbeatInterval (the heartbeat);
+//   - with "hello" when it is created (its node's first instance of the
+//     group joins): every other hub answers with its list at once, so the
+//     new instance knows the group within joinSettle;
+//   - its new list at once when a local instance joins or leaves, at most
+//     one message per announceGap (a burst of joins or leaves costs a few
+//     messages, not one each);
+//   - with "bye" and no members when its last local instance leaves; then
+//     it unsubscribes and is gone.
+//
+// A hub not heard of for memberTTL has vanished with all its members (its
+// node died or was cut off). A node that shuts down with instances still
+// open says nothing: they vanish too, as they released nothing. All nodes
+// of a cluster must speak the same version of this format.
 //
 // Views of the membership differ for at most a heartbeat, so two instances
 // may briefly pull one partition, or none. Neither breaks the order: every
@@ -42,30 +65,25 @@ const (
 	// joinSettle is how long a new instance listens before its first
 	// assignment, so that it knows the members that answered its hello.
 	joinSettle = 200 * time.Millisecond
+	// announceGap is the least time between two announcements of a hub's
+	// changes (heartbeats aside).
+	announceGap = 50 * time.Millisecond
 )
 
-type heartbeat struct {
-	ID    string   `json:"id"`
-	Types []string `json:"types,omitempty"`
-	Hello bool     `json:"hello,omitempty"` // a new member: answer at once
-	Leave bool     `json:"leave,omitempty"`
-}
-
+// memberState is what the group knows of one member.
 type memberState struct {
 	types []string
-	seen  time.Time
 }
 
-// membership is one instance's view of its group.
+// membership is one instance's handle on its group's hub.
 type membership struct {
-	nc      *nats.Conn
-	subject string
-	self    heartbeat
-	sub     *nats.Subscription
+	id      string
+	types   []string
+	hub     *hub
 	changed chan struct{} // cap 1: the view changed
 
-	mu      sync.Mutex
-	members map[string]memberState
+	// vanishSeen is the hub's vanishGen when beat last ran; hub.mu.
+	vanishSeen uint64
 }
 
 func membersSubject(client, group string) string {
@@ -78,52 +96,17 @@ func newMemberID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// join subscribes to the group's heartbeats and says hello.
+// join makes a new member of the group, through the node's hub of the
+// group, which it creates (subscribes and says hello) if there is none.
 func (n *Node) join(client, group string, types []string) (*membership, error) {
-	m := &membership{
-		nc: n.nc, subject: membersSubject(client, group),
-		self:    heartbeat{ID: newMemberID(), Types: types},
-		changed: make(chan struct{}, 1),
-		members: map[string]memberState{},
-	}
-	m.members[m.self.ID] = memberState{types: types, seen: time.Now()}
-	sub, err := n.nc.Subscribe(m.subject, m.receive)
-	if err != nil {
+	m := &membership{id: newMemberID(), types: types, changed: make(chan struct{}, 1)}
+	if err := n.hubs.join(n, hubKey{client, group}, m); err != nil {
 		return nil, err
 	}
-	m.sub = sub
-	hello := m.self
-	hello.Hello = true
-	m.publish(hello)
 	return m, nil
 }
 
-func (m *membership) publish(h heartbeat) {
-	b, _ := json.Marshal(h)
-	_ = m.nc.Publish(m.subject, b)
-}
-
-func (m *membership) receive(msg *nats.Msg) {
-	var h heartbeat
-	if json.Unmarshal(msg.Data, &h) != nil || h.ID == "" || h.ID == m.self.ID {
-		return
-	}
-	m.mu.Lock()
-	_, known := m.members[h.ID]
-	if h.Leave {
-		delete(m.members, h.ID)
-	} else {
-		m.members[h.ID] = memberState{types: h.Types, seen: time.Now()}
-	}
-	m.mu.Unlock()
-	if h.Hello {
-		m.publish(m.self)
-	}
-	if known == h.Leave {
-		m.signal()
-	}
-}
-
+// signal tells the member that the view changed; it never blocks.
 func (m *membership) signal() {
 	select {
 	case m.changed <- struct{}{}:
@@ -131,23 +114,27 @@ func (m *membership) signal() {
 	}
 }
 
-// beat announces this member and forgets the ones not heard of for
-// memberTTL. It returns those and the members before they were forgotten.
+// beat forgets the members whose hub was not heard of for memberTTL. It
+// returns the members that vanished since the previous beat and the view
+// before they were forgotten (nil when none did). Both are shared: read only.
 func (m *membership) beat(now time.Time) (vanished map[string]bool, before map[string]memberState) {
-	m.publish(m.self)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	before = maps.Clone(m.members)
-	for id, st := range m.members {
-		if id != m.self.ID && now.Sub(st.seen) > memberTTL {
-			delete(m.members, id)
-			if vanished == nil {
-				vanished = map[string]bool{}
-			}
-			vanished[id] = true
+	h := m.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.expireLocked(now)
+	for _, v := range h.vanishes {
+		if v.gen <= m.vanishSeen {
+			continue
+		}
+		if vanished == nil {
+			// Two hubs vanishing between two beats: the view before the
+			// first holds the members of both.
+			vanished, before = maps.Clone(v.ids), v.before
+		} else {
+			maps.Copy(vanished, v.ids)
 		}
 	}
-	m.members[m.self.ID] = memberState{types: m.self.Types, seen: now}
+	m.vanishSeen = h.vanishGen
 	return vanished, before
 }
 
@@ -168,25 +155,61 @@ func owner(members map[string]memberState, t string, p int) string {
 	return ids[p%len(ids)]
 }
 
-// assignment returns the partitions of type t this member takes.
-func (m *membership) assignment(t string) []int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var parts []int
-	for p := 0; p < Partitions; p++ {
-		if owner(m.members, t, p) == m.self.ID {
-			parts = append(parts, p)
+// view is the assignment of a membership, computed once per change rather
+// than by owner for each instance, type and partition: a group with a
+// thousand instances asks it a thousand times per change.
+type view map[string]ranks // by type
+
+// ranks are the members consuming one type: each id's index in id order.
+type ranks map[string]int
+
+func newView(members map[string]memberState) view {
+	ids := map[string][]string{}
+	for id, st := range members {
+		for _, t := range st.types {
+			ids[t] = append(ids[t], id)
 		}
+	}
+	v := make(view, len(ids))
+	for t, l := range ids {
+		slices.Sort(l)
+		l = slices.Compact(l) // a type named twice
+		r := make(ranks, len(l))
+		for i, id := range l {
+			r[id] = i
+		}
+		v[t] = r
+	}
+	return v
+}
+
+// assignment returns the partitions of type t that member id takes, the
+// same as owner says.
+func (v view) assignment(t, id string) []int {
+	r := v[t]
+	i, ok := r[id]
+	if !ok {
+		return nil
+	}
+	var parts []int
+	for p := i; p < Partitions; p += len(r) {
+		parts = append(parts, p)
 	}
 	return parts
 }
 
-// leave says goodbye, so that the others take over at once.
+// assignment returns the partitions of type t this member takes.
+func (m *membership) assignment(t string) []int {
+	h := m.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.viewLocked().assignment(t, m.id)
+}
+
+// leave says goodbye, so that the others take over at once. When m was
+// its hub's last member, the hub stops: leave waits for it.
 func (m *membership) leave() {
-	_ = m.sub.Unsubscribe()
-	bye := m.self
-	bye.Leave = true
-	m.publish(bye)
+	m.hub.n.hubs.leave(m)
 }
 
 // balance keeps the subscription's share of the partitions up to date.

@@ -87,6 +87,7 @@ type Node struct {
 	kv   jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
 
 	groups groupCache // consumers of consumer groups (group.go)
+	hubs   hubs       // membership of consumer groups (group_hub.go)
 }
 
 // NewNode returns a node that is not started yet: Open starts it.
@@ -182,6 +183,7 @@ func (n *Node) Close() error {
 	if n.srv == nil || n.closed.Swap(true) {
 		return nil
 	}
+	n.hubs.close()
 	if n.nc != nil {
 		// Flush what was published; the application stopped publishing before.
 		_ = n.nc.Drain()
