@@ -16,8 +16,9 @@ import (
 // Membership hubs: a node's one voice per (client, group) in the group's
 // membership protocol (group_members.go). A hub holds the node's instances
 // of the group (local) and the lists other nodes' hubs announced (remote),
-// and signals every local instance when the members change. Its goroutine
-// publishes the heartbeats and the announcements; its core NATS
+// keeps the view of them all up to date, and signals the local instances
+// whose assignment a change moved: a few owners, not every instance. Its
+// goroutine publishes the heartbeats and the announcements; its core NATS
 // subscription receives the other hubs'. The node owns its hubs: a hub
 // stops when its last instance leaves or the node closes.
 
@@ -52,7 +53,7 @@ func (hs *hubs) join(n *Node, key hubKey, m *membership) error {
 	h := &hub{
 		n: n, key: key, id: newMemberID(), subject: membersSubject(key.client, key.group),
 		announce: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		local: map[string]*membership{}, remote: map[string]*remoteHub{},
+		local: map[string]*membership{}, remote: map[string]*remoteHub{}, cur: view{},
 	}
 	h.addLocked(m) // not shared yet
 	sub, err := n.nc.Subscribe(h.subject, h.receive)
@@ -79,12 +80,12 @@ func (hs *hubs) leave(m *membership) {
 	h := m.hub
 	hs.mu.Lock()
 	h.mu.Lock()
+	before := h.cur.heads(m.types)
 	delete(h.local, m.id)
 	h.localMsg = nil
+	h.cur.remove(m.id, m.types)
+	h.movedLocked(before)
 	empty := len(h.local) == 0
-	if !empty {
-		h.changedLocked()
-	}
 	h.mu.Unlock()
 	if empty && hs.byKey[h.key] == h {
 		delete(hs.byKey, h.key)
@@ -136,7 +137,7 @@ type hub struct {
 	local    map[string]*membership // by member id
 	localMsg json.RawMessage        // the local members as published; nil after a change
 	remote   map[string]*remoteHub  // by hub id
-	cur      view                   // nil after a change
+	cur      view                   // every member, local and remote
 	// vanishes are the recent departures of remote hubs, numbered by
 	// vanishGen, for beat.
 	vanishes  []vanishing
@@ -165,7 +166,7 @@ type hubMsg struct {
 	Node    string          `json:"node,omitempty"`
 	Hello   bool            `json:"hello,omitempty"`
 	Bye     bool            `json:"bye,omitempty"`
-	Members json.RawMessage `json:"members"`
+	Members json.RawMessage `json:"members,omitempty"` // spliced in by publish
 }
 
 type wireMember struct {
@@ -229,7 +230,7 @@ func (h *hub) nudge() {
 
 // publish sends the local members (none with bye).
 func (h *hub) publish(hello, bye bool) {
-	msg := hubMsg{Hub: h.id, Node: h.n.cfg.Name, Hello: hello, Bye: bye, Members: json.RawMessage("[]")}
+	members := json.RawMessage("[]")
 	if !bye {
 		h.mu.Lock()
 		if h.localMsg == nil {
@@ -240,10 +241,16 @@ func (h *hub) publish(hello, bye bool) {
 			slices.SortFunc(list, func(a, b wireMember) int { return strings.Compare(a.ID, b.ID) })
 			h.localMsg, _ = json.Marshal(list)
 		}
-		msg.Members = h.localMsg
+		members = h.localMsg
 		h.mu.Unlock()
 	}
-	b, _ := json.Marshal(msg)
+	// The list is spliced in rather than marshalled again each heartbeat.
+	head, _ := json.Marshal(hubMsg{Hub: h.id, Node: h.n.cfg.Name, Hello: hello, Bye: bye})
+	b := make([]byte, 0, len(head)+len(members)+12)
+	b = append(b, head[:len(head)-1]...)
+	b = append(b, `,"members":`...)
+	b = append(b, members...)
+	b = append(b, '}')
 	_ = h.n.nc.Publish(h.subject, b)
 }
 
@@ -254,8 +261,10 @@ func (h *hub) receive(msg *nats.Msg) {
 		return
 	}
 	h.mu.Lock()
+	before := h.cur.heads(nil)
 	if h.applyLocked(in, time.Now()) {
-		h.changedLocked()
+		h.cur = newView(h.membersLocked())
+		h.movedLocked(before)
 	}
 	h.mu.Unlock()
 	if in.Hello {
@@ -312,6 +321,7 @@ func (h *hub) expireLocked(now time.Time) {
 		return
 	}
 	v := vanishing{at: now, ids: map[string]bool{}, before: h.membersLocked()}
+	heads := h.cur.heads(nil)
 	for _, id := range gone {
 		for mid := range h.remote[id].members {
 			v.ids[mid] = true
@@ -321,24 +331,29 @@ func (h *hub) expireLocked(now time.Time) {
 	h.vanishGen++
 	v.gen = h.vanishGen
 	h.vanishes = append(h.vanishes, v)
-	h.changedLocked()
+	h.cur = newView(h.membersLocked())
+	h.movedLocked(heads)
 }
 
 // addLocked adds a local member.
 func (h *hub) addLocked(m *membership) {
 	m.hub = h
 	m.vanishSeen = h.vanishGen
+	before := h.cur.heads(m.types)
 	h.local[m.id] = m
 	h.localMsg = nil
-	h.changedLocked()
+	h.cur.add(m.id, m.types)
+	h.movedLocked(before)
 }
 
-// changedLocked drops the view and signals every local member.
-func (h *hub) changedLocked() {
-	h.cur = nil
-	for _, m := range h.local {
-		m.signal()
-	}
+// movedLocked signals the local members whose assignment differs from
+// what before says.
+func (h *hub) movedLocked(before heads) {
+	h.cur.moved(before, func(id string) {
+		if m := h.local[id]; m != nil {
+			m.signal()
+		}
+	})
 }
 
 // membersLocked returns every member the hub knows, local and remote.
@@ -351,12 +366,4 @@ func (h *hub) membersLocked() map[string]memberState {
 		maps.Copy(all, r.members)
 	}
 	return all
-}
-
-// viewLocked returns the view, computed once per change.
-func (h *hub) viewLocked() view {
-	if h.cur == nil {
-		h.cur = newView(h.membersLocked())
-	}
-	return h.cur
 }

@@ -2,6 +2,9 @@ package broker
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -116,11 +119,11 @@ func TestAssignmentIsEven(t *testing.T) {
 }
 
 // TestHubView: another node's heartbeat that repeats its list changes
-// nothing (no rebalance in every local instance); a new list, a bye and a
-// node not heard of for memberTTL do, and beat reports only the last as
-// vanished, once.
+// nothing; a change signals only the local members whose assignment it
+// moves; a hub not heard of for memberTTL vanishes, and beat reports its
+// members once.
 func TestHubView(t *testing.T) {
-	h := &hub{id: "self", local: map[string]*membership{}, remote: map[string]*remoteHub{}}
+	h := &hub{id: "self", local: map[string]*membership{}, remote: map[string]*remoteHub{}, cur: view{}}
 	m := &membership{id: "m1", types: []string{"t"}, changed: make(chan struct{}, 1)}
 	h.addLocked(m)
 	signalled := func() bool {
@@ -131,31 +134,42 @@ func TestHubView(t *testing.T) {
 			return false
 		}
 	}
-	signalled()
-	now := time.Now()
-	apply := func(hub string, bye bool, members string) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.applyLocked(hubMsg{Hub: hub, Bye: bye, Members: json.RawMessage(members)}, now) {
-			h.changedLocked()
-		}
+	if !signalled() {
+		t.Fatal("the first member was not signalled")
 	}
+	now := time.Now()
+	many := func(n int) string {
+		var l []string
+		for i := 0; i < n; i++ {
+			l = append(l, fmt.Sprintf(`{"id":"z%02d","types":["t"]}`, i))
+		}
+		return "[" + strings.Join(l, ",") + "]"
+	}
+	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 	steps := []struct {
 		name, hub, members string
-		bye, changed       bool
+		bye, signalled     bool
 		parts              []int
 	}{
 		{"first list", "a", `[{"id":"m0","types":["t"]}]`, false, true, []int{1, 3, 5, 7, 9, 11}},
 		{"same list again", "a", `[{"id":"m0","types":["t"]}]`, false, false, []int{1, 3, 5, 7, 9, 11}},
-		{"a member of another type", "b", `[{"id":"m2","types":["u"]}]`, false, true, []int{1, 3, 5, 7, 9, 11}},
+		{"a member of another type", "b", `[{"id":"m2","types":["u"]}]`, false, false, []int{1, 3, 5, 7, 9, 11}},
 		{"a new member", "a", `[{"id":"m0","types":["t"]},{"id":"m3","types":["t"]}]`, false, true, []int{1, 4, 7, 10}},
-		{"bye", "a", `[]`, true, true, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
-		{"bye again", "a", `[]`, true, false, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"members beyond 12", "c", many(20), false, true, []int{1}},
+		{"one more beyond 12", "c", many(21), false, false, []int{1}},
+		{"bye", "a", `[]`, true, true, []int{0}},
+		{"bye again", "a", `[]`, true, false, []int{0}},
 	}
 	for _, s := range steps {
-		apply(s.hub, s.bye, s.members)
-		if got := signalled(); got != s.changed {
-			t.Fatalf("%s: signalled %v, want %v", s.name, got, s.changed)
+		h.mu.Lock()
+		before := h.cur.heads(nil)
+		if h.applyLocked(hubMsg{Hub: s.hub, Bye: s.bye, Members: json.RawMessage(s.members)}, now) {
+			h.cur = newView(h.membersLocked())
+			h.movedLocked(before)
+		}
+		h.mu.Unlock()
+		if got := signalled(); got != s.signalled {
+			t.Fatalf("%s: signalled %v, want %v", s.name, got, s.signalled)
 		}
 		if got := m.assignment("t"); !slices.Equal(got, s.parts) {
 			t.Fatalf("%s: assignment %v, want %v", s.name, got, s.parts)
@@ -165,10 +179,58 @@ func TestHubView(t *testing.T) {
 		t.Fatalf("vanished %v within memberTTL", v)
 	}
 	vanished, before := m.beat(now.Add(memberTTL + time.Millisecond))
-	if !vanished["m2"] || len(vanished) != 1 || owner(before, "u", 0) != "m2" || !signalled() {
+	if !vanished["m2"] || !vanished["z20"] || len(vanished) != 22 || owner(before, "u", 0) != "m2" || !signalled() {
 		t.Fatalf("after memberTTL: vanished %v, before %v", vanished, before)
+	}
+	if got := m.assignment("t"); !slices.Equal(got, all) {
+		t.Fatalf("alone: assignment %v", got)
 	}
 	if v, _ := m.beat(now.Add(memberTTL + time.Second)); v != nil {
 		t.Fatalf("vanished %v reported twice", v)
+	}
+}
+
+// TestViewMoved: after any sequence of joins and leaves, the members the
+// view says moved are exactly those whose assignment changed.
+func TestViewMoved(t *testing.T) {
+	members := map[string]memberState{}
+	v := view{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := 0; step < 1000; step++ {
+		var id string
+		if len(members) > 0 && rng.IntN(3) == 0 {
+			ids := slices.Sorted(maps.Keys(members))
+			id = ids[rng.IntN(len(ids))]
+		} else {
+			id = fmt.Sprintf("%04d", rng.IntN(10000))
+		}
+		st, leaving := members[id]
+		if !leaving {
+			st = memberState{types: [][]string{{"t"}, {"u"}, {"t", "u"}}[rng.IntN(3)]}
+		}
+		old := maps.Clone(members)
+		before := v.heads(st.types)
+		if leaving {
+			delete(members, id)
+			v.remove(id, st.types)
+		} else {
+			members[id] = st
+			v.add(id, st.types)
+		}
+		got := map[string]bool{}
+		v.moved(before, func(id string) { got[id] = true })
+		was, is := newView(old), newView(members)
+		for other := range maps.Keys(members) {
+			moved := false
+			for _, typ := range []string{"t", "u"} {
+				moved = moved || !slices.Equal(was.assignment(typ, other), is.assignment(typ, other))
+			}
+			if moved != got[other] {
+				t.Fatalf("step %d (%s %s leaving=%v): %s moved %v, signalled %v", step, id, st.types, leaving, other, moved, got[other])
+			}
+		}
+		if !maps.EqualFunc(v, is, slices.Equal) {
+			t.Fatalf("step %d: view %v, want %v", step, v, is)
+		}
 	}
 }

@@ -80,7 +80,7 @@ type membership struct {
 	id      string
 	types   []string
 	hub     *hub
-	changed chan struct{} // cap 1: the view changed
+	changed chan struct{} // cap 1: the member's assignment changed
 
 	// vanishSeen is the hub's vanishGen when beat last ran; hub.mu.
 	vanishSeen uint64
@@ -106,7 +106,7 @@ func (n *Node) join(client, group string, types []string) (*membership, error) {
 	return m, nil
 }
 
-// signal tells the member that the view changed; it never blocks.
+// signal tells the member that its assignment changed; it never blocks.
 func (m *membership) signal() {
 	select {
 	case m.changed <- struct{}{}:
@@ -155,47 +155,113 @@ func owner(members map[string]memberState, t string, p int) string {
 	return ids[p%len(ids)]
 }
 
-// view is the assignment of a membership, computed once per change rather
-// than by owner for each instance, type and partition: a group with a
-// thousand instances asks it a thousand times per change.
-type view map[string]ranks // by type
-
-// ranks are the members consuming one type: each id's index in id order.
-type ranks map[string]int
+// view is the live members of each type sorted by id, kept up to date by
+// the hub at each change, so that an instance's assignment is a binary
+// search rather than owner's sort for each partition: a group with a
+// thousand instances asks it a thousand times.
+type view map[string][]string // by type
 
 func newView(members map[string]memberState) view {
-	ids := map[string][]string{}
+	v := view{}
 	for id, st := range members {
 		for _, t := range st.types {
-			ids[t] = append(ids[t], id)
+			v[t] = append(v[t], id)
 		}
 	}
-	v := make(view, len(ids))
-	for t, l := range ids {
-		slices.Sort(l)
-		l = slices.Compact(l) // a type named twice
-		r := make(ranks, len(l))
-		for i, id := range l {
-			r[id] = i
-		}
-		v[t] = r
+	for t, ids := range v {
+		slices.Sort(ids)
+		v[t] = slices.Compact(ids) // a type named twice
 	}
 	return v
+}
+
+// add adds a member; remove removes one.
+func (v view) add(id string, types []string) {
+	for _, t := range types {
+		if i, found := slices.BinarySearch(v[t], id); !found {
+			v[t] = slices.Insert(v[t], i, id)
+		}
+	}
+}
+
+func (v view) remove(id string, types []string) {
+	for _, t := range types {
+		if i, found := slices.BinarySearch(v[t], id); found {
+			v[t] = slices.Delete(v[t], i, i+1)
+		}
+		if len(v[t]) == 0 {
+			delete(v, t)
+		}
+	}
 }
 
 // assignment returns the partitions of type t that member id takes, the
 // same as owner says.
 func (v view) assignment(t, id string) []int {
-	r := v[t]
-	i, ok := r[id]
-	if !ok {
+	i, found := slices.BinarySearch(v[t], id)
+	if !found {
 		return nil
 	}
+	return partitionsOf(i, len(v[t]))
+}
+
+// partitionsOf returns the partitions of member i of n: p ≡ i (mod n).
+func partitionsOf(i, n int) []int {
 	var parts []int
-	for p := i; p < Partitions; p += len(r) {
+	for p := i; p < Partitions; p += n {
 		parts = append(parts, p)
 	}
 	return parts
+}
+
+// heads is what decides the assignments of a type: its first Partitions
+// members (the others take nothing) and their number.
+type heads map[string]head
+
+type head struct {
+	ids []string
+	n   int
+}
+
+// heads returns the heads of types (every type when nil) for moved.
+func (v view) heads(types []string) heads {
+	if types == nil {
+		types = slices.Collect(maps.Keys(v))
+	}
+	hs := make(heads, len(types))
+	for _, t := range types {
+		ids := v[t]
+		hs[t] = head{ids: slices.Clone(ids[:min(len(ids), Partitions)]), n: len(ids)}
+	}
+	return hs
+}
+
+// moved calls f for each member of the types of before whose assignment
+// differs between the view when before was taken and v: only members among
+// the heads can differ. (A type new since before has no local member: a
+// local member's types are in the view from its join.)
+func (v view) moved(before heads, f func(id string)) {
+	for t, old := range before {
+		ids := v[t]
+		n := len(ids)
+		ids = ids[:min(n, Partitions)]
+		for _, id := range slices.Concat(old.ids, ids) {
+			i, j := slices.Index(old.ids, id), slices.Index(ids, id)
+			if i == j && old.n == n {
+				continue
+			}
+			var was, is []int
+			if i >= 0 {
+				was = partitionsOf(i, old.n)
+			}
+			if j >= 0 {
+				is = partitionsOf(j, n)
+			}
+			if !slices.Equal(was, is) {
+				f(id)
+			}
+		}
+	}
 }
 
 // assignment returns the partitions of type t this member takes.
@@ -203,7 +269,7 @@ func (m *membership) assignment(t string) []int {
 	h := m.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.viewLocked().assignment(t, m.id)
+	return h.cur.assignment(t, m.id)
 }
 
 // leave says goodbye, so that the others take over at once. When m was
