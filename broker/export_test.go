@@ -32,3 +32,9 @@ func (s *Subscription) DebugState() string {
 	}
 	return out
 }
+
+// MemberIDForTest returns the member id of a spread subscription.
+func (s *Subscription) MemberIDForTest() string { return s.members.id }
+
+// HubsForTest returns the number of membership hubs of the node.
+func (n *Node) HubsForTest() int { return n.hubs.count() }

@@ -1,8 +1,14 @@
 package broker
 
 import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConsumerNames(t *testing.T) {
@@ -86,8 +92,12 @@ func TestAssignmentIsEven(t *testing.T) {
 			if id == "other-type" {
 				continue
 			}
-			m := &membership{self: heartbeat{ID: id}, members: members}
-			parts := m.assignment("t")
+			parts := newView(members).assignment("t", id)
+			for p := 0; p < Partitions; p++ {
+				if mine := owner(members, "t", p) == id; mine != slices.Contains(parts, p) {
+					t.Fatalf("%d members: owner of %d is %s, assignment of %s is %v", n, p, owner(members, "t", p), id, parts)
+				}
+			}
 			if len(parts) == 0 {
 				idle++
 			} else if want := Partitions / min(n, Partitions); len(parts) != want {
@@ -104,6 +114,123 @@ func TestAssignmentIsEven(t *testing.T) {
 			if c != 1 {
 				t.Fatalf("%d members: partition %d taken %d times", n, p, c)
 			}
+		}
+	}
+}
+
+// TestHubView: another node's heartbeat that repeats its list changes
+// nothing; a change signals only the local members whose assignment it
+// moves; a hub not heard of for memberTTL vanishes, and beat reports its
+// members once.
+func TestHubView(t *testing.T) {
+	h := &hub{id: "self", local: map[string]*membership{}, remote: map[string]*remoteHub{}, cur: view{}}
+	m := &membership{id: "m1", types: []string{"t"}, changed: make(chan struct{}, 1)}
+	h.addLocked(m)
+	signalled := func() bool {
+		select {
+		case <-m.changed:
+			return true
+		default:
+			return false
+		}
+	}
+	if !signalled() {
+		t.Fatal("the first member was not signalled")
+	}
+	now := time.Now()
+	many := func(n int) string {
+		var l []string
+		for i := 0; i < n; i++ {
+			l = append(l, fmt.Sprintf(`{"id":"z%02d","types":["t"]}`, i))
+		}
+		return "[" + strings.Join(l, ",") + "]"
+	}
+	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	steps := []struct {
+		name, hub, members string
+		bye, signalled     bool
+		parts              []int
+	}{
+		{"first list", "a", `[{"id":"m0","types":["t"]}]`, false, true, []int{1, 3, 5, 7, 9, 11}},
+		{"same list again", "a", `[{"id":"m0","types":["t"]}]`, false, false, []int{1, 3, 5, 7, 9, 11}},
+		{"a member of another type", "b", `[{"id":"m2","types":["u"]}]`, false, false, []int{1, 3, 5, 7, 9, 11}},
+		{"a new member", "a", `[{"id":"m0","types":["t"]},{"id":"m3","types":["t"]}]`, false, true, []int{1, 4, 7, 10}},
+		{"members beyond 12", "c", many(20), false, true, []int{1}},
+		{"one more beyond 12", "c", many(21), false, false, []int{1}},
+		{"bye", "a", `[]`, true, true, []int{0}},
+		{"bye again", "a", `[]`, true, false, []int{0}},
+	}
+	for _, s := range steps {
+		h.mu.Lock()
+		before := h.cur.heads(nil)
+		if h.applyLocked(hubMsg{Hub: s.hub, Bye: s.bye, Members: json.RawMessage(s.members)}, now) {
+			h.cur = newView(h.membersLocked())
+			h.movedLocked(before)
+		}
+		h.mu.Unlock()
+		if got := signalled(); got != s.signalled {
+			t.Fatalf("%s: signalled %v, want %v", s.name, got, s.signalled)
+		}
+		if got := m.assignment("t"); !slices.Equal(got, s.parts) {
+			t.Fatalf("%s: assignment %v, want %v", s.name, got, s.parts)
+		}
+	}
+	if v, _ := m.beat(now.Add(memberTTL)); v != nil {
+		t.Fatalf("vanished %v within memberTTL", v)
+	}
+	vanished, before := m.beat(now.Add(memberTTL + time.Millisecond))
+	if !vanished["m2"] || !vanished["z20"] || len(vanished) != 22 || owner(before, "u", 0) != "m2" || !signalled() {
+		t.Fatalf("after memberTTL: vanished %v, before %v", vanished, before)
+	}
+	if got := m.assignment("t"); !slices.Equal(got, all) {
+		t.Fatalf("alone: assignment %v", got)
+	}
+	if v, _ := m.beat(now.Add(memberTTL + time.Second)); v != nil {
+		t.Fatalf("vanished %v reported twice", v)
+	}
+}
+
+// TestViewMoved: after any sequence of joins and leaves, the members the
+// view says moved are exactly those whose assignment changed.
+func TestViewMoved(t *testing.T) {
+	members := map[string]memberState{}
+	v := view{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := 0; step < 1000; step++ {
+		var id string
+		if len(members) > 0 && rng.IntN(3) == 0 {
+			ids := slices.Sorted(maps.Keys(members))
+			id = ids[rng.IntN(len(ids))]
+		} else {
+			id = fmt.Sprintf("%04d", rng.IntN(10000))
+		}
+		st, leaving := members[id]
+		if !leaving {
+			st = memberState{types: [][]string{{"t"}, {"u"}, {"t", "u"}}[rng.IntN(3)]}
+		}
+		old := maps.Clone(members)
+		before := v.heads(st.types)
+		if leaving {
+			delete(members, id)
+			v.remove(id, st.types)
+		} else {
+			members[id] = st
+			v.add(id, st.types)
+		}
+		got := map[string]bool{}
+		v.moved(before, func(id string) { got[id] = true })
+		was, is := newView(old), newView(members)
+		for other := range maps.Keys(members) {
+			moved := false
+			for _, typ := range []string{"t", "u"} {
+				moved = moved || !slices.Equal(was.assignment(typ, other), is.assignment(typ, other))
+			}
+			if moved != got[other] {
+				t.Fatalf("step %d (%s %s leaving=%v): %s moved %v, signalled %v", step, id, st.types, leaving, other, moved, got[other])
+			}
+		}
+		if !maps.EqualFunc(v, is, slices.Equal) {
+			t.Fatalf("step %d: view %v, want %v", step, v, is)
 		}
 	}
 }

@@ -4,27 +4,50 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Spreading a group over its instances. The live instances of a (client,
-// group), on any node, announce themselves on a core NATS subject
-//
-//	_mevents.members.<client>.<group>   {"id": "<random>", "types": [...]}
-//
-// every heartbeatInterval; an instance not heard of for memberTTL has
-// departed (its node may be dead), one that closes says so at once. Every
+// Spreading a group over its instances. Every live instance of a (client,
+// group), on any node, is a member with a random id and its types. Each
 // instance orders the live members of each type by id and takes the
 // partitions p with p mod len(members) == its index: 1, 2, 3, 4, 6 and 12
 // instances share the 12 partitions evenly; instances beyond 12 stand by.
+//
+// The members are known through the nodes, not each instance by each
+// other: a node keeps one hub per (client, group) that has instances on it
+// (group_hub.go). The hub speaks for all of the node's instances of the
+// group, so an idle group costs one message per node and heartbeatInterval
+// whatever its number of instances. On the core NATS subject
+//
+//	_mevents.members.<client>.<group>
+//
+// each hub publishes JSON objects
+//
+//	{"hub": "<random id>", "node": "<server name>",
+//	 "members": [{"id": "<member id>", "types": ["<type>", …]}, …],
+//	 "hello": true, "bye": true}
+//
+// where members are the hub's local instances sorted by id, and "members"
+// replaces the hub's previous list at every receiver. A hub publishes
+//   - its list every heartbeatInterval (the heartbeat);
+//   - with "hello" when it is created (its node's first instance of the
+//     group joins): every other hub answers with its list at once, so the
+//     new instance knows the group within joinSettle;
+//   - its new list at once when a local instance joins or leaves, at most
+//     one message per announceGap (a burst of joins or leaves costs a few
+//     messages, not one each);
+//   - with "bye" and no members when its last local instance leaves; then
+//     it unsubscribes and is gone.
+//
+// A hub not heard of for memberTTL has vanished with all its members (its
+// node died or was cut off). A node that shuts down with instances still
+// open says nothing: they vanish too, as they released nothing. All nodes
+// of a cluster must speak the same version of this format.
 //
 // Views of the membership differ for at most a heartbeat, so two instances
 // may briefly pull one partition, or none. Neither breaks the order: a
@@ -42,30 +65,25 @@ const (
 	// joinSettle is how long a new instance listens before its first
 	// assignment, so that it knows the members that answered its hello.
 	joinSettle = 200 * time.Millisecond
+	// announceGap is the least time between two announcements of a hub's
+	// changes (heartbeats aside).
+	announceGap = 50 * time.Millisecond
 )
 
-type heartbeat struct {
-	ID    string   `json:"id"`
-	Types []string `json:"types,omitempty"`
-	Hello bool     `json:"hello,omitempty"` // a new member: answer at once
-	Leave bool     `json:"leave,omitempty"`
-}
-
+// memberState is what the group knows of one member.
 type memberState struct {
 	types []string
-	seen  time.Time
 }
 
-// membership is one instance's view of its group.
+// membership is one instance's handle on its group's hub.
 type membership struct {
-	nc      *nats.Conn
-	subject string
-	self    heartbeat
-	sub     *nats.Subscription
-	changed chan struct{} // cap 1: the view changed
+	id      string
+	types   []string
+	hub     *hub
+	changed chan struct{} // cap 1: the member's assignment changed
 
-	mu      sync.Mutex
-	members map[string]memberState
+	// vanishSeen is the hub's vanishGen when beat last ran; hub.mu.
+	vanishSeen uint64
 }
 
 func membersSubject(client, group string) string {
@@ -78,52 +96,17 @@ func newMemberID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// join subscribes to the group's heartbeats and says hello.
+// join makes a new member of the group, through the node's hub of the
+// group, which it creates (subscribes and says hello) if there is none.
 func (n *Node) join(client, group string, types []string) (*membership, error) {
-	m := &membership{
-		nc: n.nc, subject: membersSubject(client, group),
-		self:    heartbeat{ID: newMemberID(), Types: types},
-		changed: make(chan struct{}, 1),
-		members: map[string]memberState{},
-	}
-	m.members[m.self.ID] = memberState{types: types, seen: time.Now()}
-	sub, err := n.nc.Subscribe(m.subject, m.receive)
-	if err != nil {
+	m := &membership{id: newMemberID(), types: types, changed: make(chan struct{}, 1)}
+	if err := n.hubs.join(n, hubKey{client, group}, m); err != nil {
 		return nil, err
 	}
-	m.sub = sub
-	hello := m.self
-	hello.Hello = true
-	m.publish(hello)
 	return m, nil
 }
 
-func (m *membership) publish(h heartbeat) {
-	b, _ := json.Marshal(h)
-	_ = m.nc.Publish(m.subject, b)
-}
-
-func (m *membership) receive(msg *nats.Msg) {
-	var h heartbeat
-	if json.Unmarshal(msg.Data, &h) != nil || h.ID == "" || h.ID == m.self.ID {
-		return
-	}
-	m.mu.Lock()
-	_, known := m.members[h.ID]
-	if h.Leave {
-		delete(m.members, h.ID)
-	} else {
-		m.members[h.ID] = memberState{types: h.Types, seen: time.Now()}
-	}
-	m.mu.Unlock()
-	if h.Hello {
-		m.publish(m.self)
-	}
-	if known == h.Leave {
-		m.signal()
-	}
-}
-
+// signal tells the member that its assignment changed; it never blocks.
 func (m *membership) signal() {
 	select {
 	case m.changed <- struct{}{}:
@@ -131,23 +114,27 @@ func (m *membership) signal() {
 	}
 }
 
-// beat announces this member and forgets the ones not heard of for
-// memberTTL. It returns those and the members before they were forgotten.
+// beat forgets the members whose hub was not heard of for memberTTL. It
+// returns the members that vanished since the previous beat and the view
+// before they were forgotten (nil when none did). Both are shared: read only.
 func (m *membership) beat(now time.Time) (vanished map[string]bool, before map[string]memberState) {
-	m.publish(m.self)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	before = maps.Clone(m.members)
-	for id, st := range m.members {
-		if id != m.self.ID && now.Sub(st.seen) > memberTTL {
-			delete(m.members, id)
-			if vanished == nil {
-				vanished = map[string]bool{}
-			}
-			vanished[id] = true
+	h := m.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.expireLocked(now)
+	for _, v := range h.vanishes {
+		if v.gen <= m.vanishSeen {
+			continue
+		}
+		if vanished == nil {
+			// Two hubs vanishing between two beats: the view before the
+			// first holds the members of both.
+			vanished, before = maps.Clone(v.ids), v.before
+		} else {
+			maps.Copy(vanished, v.ids)
 		}
 	}
-	m.members[m.self.ID] = memberState{types: m.self.Types, seen: now}
+	m.vanishSeen = h.vanishGen
 	return vanished, before
 }
 
@@ -168,25 +155,127 @@ func owner(members map[string]memberState, t string, p int) string {
 	return ids[p%len(ids)]
 }
 
-// assignment returns the partitions of type t this member takes.
-func (m *membership) assignment(t string) []int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var parts []int
-	for p := 0; p < Partitions; p++ {
-		if owner(m.members, t, p) == m.self.ID {
-			parts = append(parts, p)
+// view is the live members of each type sorted by id, kept up to date by
+// the hub at each change, so that an instance's assignment is a binary
+// search rather than owner's sort for each partition: a group with a
+// thousand instances asks it a thousand times.
+type view map[string][]string // by type
+
+func newView(members map[string]memberState) view {
+	v := view{}
+	for id, st := range members {
+		for _, t := range st.types {
+			v[t] = append(v[t], id)
 		}
+	}
+	for t, ids := range v {
+		slices.Sort(ids)
+		v[t] = slices.Compact(ids) // a type named twice
+	}
+	return v
+}
+
+// add adds a member; remove removes one.
+func (v view) add(id string, types []string) {
+	for _, t := range types {
+		if i, found := slices.BinarySearch(v[t], id); !found {
+			v[t] = slices.Insert(v[t], i, id)
+		}
+	}
+}
+
+func (v view) remove(id string, types []string) {
+	for _, t := range types {
+		if i, found := slices.BinarySearch(v[t], id); found {
+			v[t] = slices.Delete(v[t], i, i+1)
+		}
+		if len(v[t]) == 0 {
+			delete(v, t)
+		}
+	}
+}
+
+// assignment returns the partitions of type t that member id takes, the
+// same as owner says.
+func (v view) assignment(t, id string) []int {
+	i, found := slices.BinarySearch(v[t], id)
+	if !found {
+		return nil
+	}
+	return partitionsOf(i, len(v[t]))
+}
+
+// partitionsOf returns the partitions of member i of n: p ≡ i (mod n).
+func partitionsOf(i, n int) []int {
+	var parts []int
+	for p := i; p < Partitions; p += n {
+		parts = append(parts, p)
 	}
 	return parts
 }
 
-// leave says goodbye, so that the others take over at once.
+// heads is what decides the assignments of a type: its first Partitions
+// members (the others take nothing) and their number.
+type heads map[string]head
+
+type head struct {
+	ids []string
+	n   int
+}
+
+// heads returns the heads of types (every type when nil) for moved.
+func (v view) heads(types []string) heads {
+	if types == nil {
+		types = slices.Collect(maps.Keys(v))
+	}
+	hs := make(heads, len(types))
+	for _, t := range types {
+		ids := v[t]
+		hs[t] = head{ids: slices.Clone(ids[:min(len(ids), Partitions)]), n: len(ids)}
+	}
+	return hs
+}
+
+// moved calls f for each member of the types of before whose assignment
+// differs between the view when before was taken and v: only members among
+// the heads can differ. (A type new since before has no local member: a
+// local member's types are in the view from its join.)
+func (v view) moved(before heads, f func(id string)) {
+	for t, old := range before {
+		ids := v[t]
+		n := len(ids)
+		ids = ids[:min(n, Partitions)]
+		for _, id := range slices.Concat(old.ids, ids) {
+			i, j := slices.Index(old.ids, id), slices.Index(ids, id)
+			if i == j && old.n == n {
+				continue
+			}
+			var was, is []int
+			if i >= 0 {
+				was = partitionsOf(i, old.n)
+			}
+			if j >= 0 {
+				is = partitionsOf(j, n)
+			}
+			if !slices.Equal(was, is) {
+				f(id)
+			}
+		}
+	}
+}
+
+// assignment returns the partitions of type t this member takes.
+func (m *membership) assignment(t string) []int {
+	h := m.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cur.assignment(t, m.id)
+}
+
+// leave says goodbye, so that the others take over at once. When m was
+// its hub's last member, the hub stops: leave waits for it.
 func (m *membership) leave() {
-	_ = m.sub.Unsubscribe()
-	bye := m.self
-	bye.Leave = true
-	m.publish(bye)
+	m.hub.n.hubs.leave(m)
 }
 
 // balance keeps the subscription's share of the partitions up to date.

@@ -88,6 +88,7 @@ type Node struct {
 	skips jetstream.KeyValue // hidden deliveries (consume_keys.go), opened on first use
 
 	groups groupCache // consumers of consumer groups (group.go)
+	hubs   hubs       // membership of consumer groups (group_hub.go)
 }
 
 // NewNode returns a node that is not started yet: Open starts it.
@@ -183,6 +184,7 @@ func (n *Node) Close() error {
 	if n.srv == nil || n.closed.Swap(true) {
 		return nil
 	}
+	n.hubs.close()
 	if n.nc != nil {
 		// Flush what was published; the application stopped publishing before.
 		_ = n.nc.Drain()

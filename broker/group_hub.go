@@ -1,0 +1,369 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Membership hubs: a node's one voice per (client, group) in the group's
+// membership protocol (group_members.go). A hub holds the node's instances
+// of the group (local) and the lists other nodes' hubs announced (remote),
+// keeps the view of them all up to date, and signals the local instances
+// whose assignment a change moved: a few owners, not every instance. Its
+// goroutine publishes the heartbeats and the announcements; its core NATS
+// subscription receives the other hubs'. The node owns its hubs: a hub
+// stops when its last instance leaves or the node closes.
+
+// hubKey names a group.
+type hubKey struct{ client, group string }
+
+// hubs are a node's hubs.
+type hubs struct {
+	mu     sync.Mutex
+	closed bool
+	byKey  map[hubKey]*hub
+	wg     sync.WaitGroup // hub goroutines
+}
+
+// errNodeClosed is returned by join once the node is closing.
+var errNodeClosed = errors.New("node closed")
+
+// join adds m to the hub of key, creating it if there is none.
+func (hs *hubs) join(n *Node, key hubKey, m *membership) error {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.closed {
+		return errNodeClosed
+	}
+	if h := hs.byKey[key]; h != nil {
+		h.mu.Lock()
+		h.addLocked(m)
+		h.mu.Unlock()
+		h.nudge()
+		return nil
+	}
+	h := &hub{
+		n: n, key: key, id: newMemberID(), subject: membersSubject(key.client, key.group),
+		announce: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		local: map[string]*membership{}, remote: map[string]*remoteHub{}, cur: view{},
+	}
+	h.addLocked(m) // not shared yet
+	sub, err := n.nc.Subscribe(h.subject, h.receive)
+	if err != nil {
+		return err
+	}
+	h.sub = sub
+	h.publish(true, false)
+	if hs.byKey == nil {
+		hs.byKey = map[hubKey]*hub{}
+	}
+	hs.byKey[key] = h
+	hs.wg.Add(1)
+	go func() {
+		defer hs.wg.Done()
+		h.run()
+	}()
+	return nil
+}
+
+// leave removes m from its hub, and the hub from the node when m was its
+// last member; then it waits for the hub's goroutine to end.
+func (hs *hubs) leave(m *membership) {
+	h := m.hub
+	hs.mu.Lock()
+	h.mu.Lock()
+	before := h.cur.heads(m.types)
+	delete(h.local, m.id)
+	h.localMsg = nil
+	h.cur.remove(m.id, m.types)
+	h.movedLocked(before)
+	empty := len(h.local) == 0
+	h.mu.Unlock()
+	if empty && hs.byKey[h.key] == h {
+		delete(hs.byKey, h.key)
+	}
+	hs.mu.Unlock()
+	if !empty {
+		h.nudge()
+		return
+	}
+	h.halt(true)
+	<-h.done
+}
+
+// close stops every hub without a bye (their instances vanish for the
+// other nodes, as they released nothing) and waits for them.
+func (hs *hubs) close() {
+	hs.mu.Lock()
+	hs.closed = true
+	all := slices.Collect(maps.Values(hs.byKey))
+	clear(hs.byKey)
+	hs.mu.Unlock()
+	for _, h := range all {
+		h.halt(false)
+	}
+	hs.wg.Wait()
+}
+
+// count returns the number of hubs (tests).
+func (hs *hubs) count() int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return len(hs.byKey)
+}
+
+// hub is a node's voice in one group's membership.
+type hub struct {
+	n        *Node
+	key      hubKey
+	id       string
+	subject  string
+	sub      *nats.Subscription
+	announce chan struct{} // cap 1: the local members changed, or a hello came
+	stop     chan struct{} // closed by halt
+	halting  sync.Once
+	bye      bool // say bye when stopping; set by halt before stop closes
+	done     chan struct{}
+
+	mu       sync.Mutex
+	local    map[string]*membership // by member id
+	localMsg json.RawMessage        // the local members as published; nil after a change
+	remote   map[string]*remoteHub  // by hub id
+	cur      view                   // every member, local and remote
+	// vanishes are the recent departures of remote hubs, numbered by
+	// vanishGen, for beat.
+	vanishes  []vanishing
+	vanishGen uint64
+}
+
+// remoteHub is what a hub knows of another.
+type remoteHub struct {
+	raw     json.RawMessage // its members as it published them
+	members map[string]memberState
+	seen    time.Time
+}
+
+// vanishing is the departure of the members of a hub not heard of for
+// memberTTL, with the view before they were forgotten.
+type vanishing struct {
+	gen    uint64
+	at     time.Time
+	ids    map[string]bool
+	before map[string]memberState
+}
+
+// hubMsg is a message of the protocol (group_members.go).
+type hubMsg struct {
+	Hub     string          `json:"hub"`
+	Node    string          `json:"node,omitempty"`
+	Hello   bool            `json:"hello,omitempty"`
+	Bye     bool            `json:"bye,omitempty"`
+	Members json.RawMessage `json:"members,omitempty"` // spliced in by publish
+}
+
+type wireMember struct {
+	ID    string   `json:"id"`
+	Types []string `json:"types"`
+}
+
+// run publishes the heartbeats and the announcements until halt.
+func (h *hub) run() {
+	defer close(h.done)
+	tick := time.NewTicker(heartbeatInterval)
+	defer tick.Stop()
+	var gap <-chan time.Time // while set, an announcement waits for it
+	waiting := false
+	for {
+		select {
+		case <-h.announce:
+			if gap != nil {
+				waiting = true
+				continue
+			}
+			h.publish(false, false)
+			gap = time.After(announceGap)
+		case <-gap:
+			gap = nil
+			if waiting {
+				waiting = false
+				h.publish(false, false)
+				gap = time.After(announceGap)
+			}
+		case now := <-tick.C:
+			h.mu.Lock()
+			h.expireLocked(now)
+			h.mu.Unlock()
+			h.publish(false, false)
+		case <-h.stop:
+			if h.bye {
+				h.publish(false, true)
+			}
+			_ = h.sub.Unsubscribe()
+			return
+		}
+	}
+}
+
+// halt stops the hub's goroutine; bye says whether it says goodbye.
+func (h *hub) halt(bye bool) {
+	h.halting.Do(func() {
+		h.bye = bye
+		close(h.stop)
+	})
+}
+
+// nudge asks the goroutine to announce the local members.
+func (h *hub) nudge() {
+	select {
+	case h.announce <- struct{}{}:
+	default:
+	}
+}
+
+// publish sends the local members (none with bye).
+func (h *hub) publish(hello, bye bool) {
+	members := json.RawMessage("[]")
+	if !bye {
+		h.mu.Lock()
+		if h.localMsg == nil {
+			list := make([]wireMember, 0, len(h.local))
+			for id, m := range h.local {
+				list = append(list, wireMember{ID: id, Types: m.types})
+			}
+			slices.SortFunc(list, func(a, b wireMember) int { return strings.Compare(a.ID, b.ID) })
+			h.localMsg, _ = json.Marshal(list)
+		}
+		members = h.localMsg
+		h.mu.Unlock()
+	}
+	// The list is spliced in rather than marshalled again each heartbeat.
+	head, _ := json.Marshal(hubMsg{Hub: h.id, Node: h.n.cfg.Name, Hello: hello, Bye: bye})
+	b := make([]byte, 0, len(head)+len(members)+12)
+	b = append(b, head[:len(head)-1]...)
+	b = append(b, `,"members":`...)
+	b = append(b, members...)
+	b = append(b, '}')
+	_ = h.n.nc.Publish(h.subject, b)
+}
+
+// receive applies another hub's message.
+func (h *hub) receive(msg *nats.Msg) {
+	var in hubMsg
+	if json.Unmarshal(msg.Data, &in) != nil || in.Hub == "" || in.Hub == h.id {
+		return
+	}
+	h.mu.Lock()
+	before := h.cur.heads(nil)
+	if h.applyLocked(in, time.Now()) {
+		h.cur = newView(h.membersLocked())
+		h.movedLocked(before)
+	}
+	h.mu.Unlock()
+	if in.Hello {
+		h.nudge() // answered once per node
+	}
+}
+
+// applyLocked records a remote hub's list and reports whether the members
+// changed. A heartbeat repeating the previous list changes nothing.
+func (h *hub) applyLocked(in hubMsg, now time.Time) bool {
+	r := h.remote[in.Hub]
+	if in.Bye {
+		delete(h.remote, in.Hub)
+		return r != nil && len(r.members) > 0
+	}
+	if r != nil && bytes.Equal(r.raw, in.Members) {
+		r.seen = now
+		return false
+	}
+	var list []wireMember
+	if json.Unmarshal(in.Members, &list) != nil {
+		return false
+	}
+	members := make(map[string]memberState, len(list))
+	for _, w := range list {
+		members[w.ID] = memberState{types: w.Types}
+	}
+	h.remote[in.Hub] = &remoteHub{raw: in.Members, members: members, seen: now}
+	if r == nil {
+		return len(members) > 0
+	}
+	return !maps.EqualFunc(r.members, members, func(a, b memberState) bool { return slices.Equal(a.types, b.types) })
+}
+
+// expireLocked forgets the remote hubs not heard of for memberTTL and
+// records their members as vanished.
+func (h *hub) expireLocked(now time.Time) {
+	for len(h.vanishes) > 0 && now.Sub(h.vanishes[0].at) > memberTTL {
+		// Every instance beats each heartbeatInterval: it has seen them.
+		h.vanishes = h.vanishes[1:]
+	}
+	var gone []string
+	members := false
+	for id, r := range h.remote {
+		if now.Sub(r.seen) > memberTTL {
+			gone = append(gone, id)
+			members = members || len(r.members) > 0
+		}
+	}
+	if !members {
+		for _, id := range gone {
+			delete(h.remote, id)
+		}
+		return
+	}
+	v := vanishing{at: now, ids: map[string]bool{}, before: h.membersLocked()}
+	heads := h.cur.heads(nil)
+	for _, id := range gone {
+		for mid := range h.remote[id].members {
+			v.ids[mid] = true
+		}
+		delete(h.remote, id)
+	}
+	h.vanishGen++
+	v.gen = h.vanishGen
+	h.vanishes = append(h.vanishes, v)
+	h.cur = newView(h.membersLocked())
+	h.movedLocked(heads)
+}
+
+// addLocked adds a local member.
+func (h *hub) addLocked(m *membership) {
+	m.hub = h
+	m.vanishSeen = h.vanishGen
+	before := h.cur.heads(m.types)
+	h.local[m.id] = m
+	h.localMsg = nil
+	h.cur.add(m.id, m.types)
+	h.movedLocked(before)
+}
+
+// movedLocked signals the local members whose assignment differs from
+// what before says.
+func (h *hub) movedLocked(before heads) {
+	h.cur.moved(before, func(id string) {
+		if m := h.local[id]; m != nil {
+			m.signal()
+		}
+	})
+}
+
+// membersLocked returns every member the hub knows, local and remote.
+func (h *hub) membersLocked() map[string]memberState {
+	all := make(map[string]memberState, len(h.local))
+	for id, m := range h.local {
+		all[id] = memberState{types: m.types}
+	}
+	for _, r := range h.remote {
+		maps.Copy(all, r.members)
+	}
+	return all
+}

@@ -1,0 +1,154 @@
+package broker_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents/broker"
+	"github.com/nats-io/nats.go"
+)
+
+// TestGroupMembershipScales: a thousand idle instances of one group on one
+// node and a few on another cost messages per node, not per instance; the
+// partitions still go to the first 12 members by id, and departures are
+// noticed at once.
+func TestGroupMembershipScales(t *testing.T) {
+	nodes := openClusterAck(t, 3, time.Minute)
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
+		{ID: "c", Consume: []string{consumeType}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.ApplyRegistry(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := reg.Client("c")
+
+	const many, few = 1000, 3
+	var mu sync.Mutex
+	subs := map[string]*broker.Subscription{} // by member id
+	node := map[string]int{}                  // member id → node index
+	subscribe := func(i int) {
+		s, err := nodes[i].Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "crowd", Spread: true})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		subs[s.MemberIDForTest()] = s
+		node[s.MemberIDForTest()] = i
+	}
+	closeAll := func(ids []string) {
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			mu.Lock()
+			s := subs[id]
+			delete(subs, id)
+			mu.Unlock()
+			wg.Go(s.Close)
+		}
+		wg.Wait()
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		rest := slices.Collect(maps.Keys(subs))
+		mu.Unlock()
+		closeAll(rest)
+	})
+	// The first instance creates the group's consumers; the rest join at
+	// once, 16 at a time.
+	subscribe(0)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for k := 1; k < many+few; k++ {
+		i := 0
+		if k >= many {
+			i = 1
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			subscribe(i)
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// spread says whether the first 12 live members by id each pull
+	// exactly partition i and nobody else pulls anything.
+	spread := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		ids := slices.Sorted(maps.Keys(subs))
+		for i, id := range ids {
+			got := subs[id].Partitions()[consumeType]
+			if i < broker.Partitions && !slices.Equal(got, []int{i}) || i >= broker.Partitions && len(got) != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 30*time.Second, "the first 12 members by id pulling one partition each", spread)
+
+	// An idle group costs a heartbeat per node and second, not per instance.
+	nc := nodes[2].JetStream().Conn()
+	var msgs atomic.Int64
+	counter, err := nc.Subscribe("_mevents.members.>", func(*nats.Msg) { msgs.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counter.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, 10*time.Second, "3 seconds of heartbeats", func() bool { return time.Since(start) >= 3*time.Second })
+	counted, seconds := msgs.Load(), time.Since(start).Seconds()
+	// Two nodes have instances: about 2 messages per second.
+	if max := int64(2 * 2 * (seconds + 1)); counted > max || counted == 0 {
+		t.Fatalf("%d membership messages in %.1fs from 2 nodes with %d instances, want 1 to %d", counted, seconds, many+few, max)
+	}
+	t.Logf("%d membership messages in %.1fs, %d instances on 2 nodes", counted, seconds, many+few)
+	for i, n := range nodes {
+		if got, want := n.HubsForTest(), []int{1, 1, 0}[i]; got != want {
+			t.Fatalf("node %d has %d hubs, want %d", i, got, want)
+		}
+	}
+
+	// Departures are announced: the owner of partition 0 leaves, and all
+	// of node 2's instances; the others move up at once.
+	mu.Lock()
+	ids := slices.Sorted(maps.Keys(subs))
+	leaving := []string{ids[0]}
+	for id, i := range node {
+		if i == 1 && id != ids[0] {
+			leaving = append(leaving, id)
+		}
+	}
+	mu.Unlock()
+	closeAll(leaving)
+	// Announced, not found missing after memberTTL.
+	waitFor(t, memberTTL, "the partitions moved up after the departures", spread)
+	if got := nodes[1].HubsForTest(); got != 0 {
+		t.Fatalf("node 2 keeps %d hubs after its instances left", got)
+	}
+
+	// When the last instance leaves, the hub is gone.
+	mu.Lock()
+	rest := slices.Collect(maps.Keys(subs))
+	mu.Unlock()
+	closeAll(rest)
+	if got := nodes[0].HubsForTest(); got != 0 {
+		t.Fatalf("node 1 keeps %d hubs after its instances left", got)
+	}
+}
