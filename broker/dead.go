@@ -105,7 +105,15 @@ func (n *Node) buryDelivery(ctx context.Context, reply, origin, reason string, c
 	m, err := es.GetMsg(ctx, r.seq)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		// Gone by retention meanwhile: nothing left to keep.
+		// Gone by retention meanwhile: nothing left to keep. Anything
+		// else is a failure to read it, and nothing is terminated.
+		info, ierr := es.Info(ctx)
+		if ierr != nil {
+			return fmt.Errorf("read event %d of %s: %w", r.seq, r.stream, ierr)
+		}
+		if r.seq >= info.State.FirstSeq {
+			return fmt.Errorf("read event %d of %s: not found, though the stream begins at %d", r.seq, r.stream, info.State.FirstSeq)
+		}
 	case err != nil:
 		return fmt.Errorf("read event %d of %s: %w", r.seq, r.stream, err)
 	default:
