@@ -47,7 +47,11 @@ import (
 // A hub not heard of for memberTTL has vanished with all its members (its
 // node died or was cut off). A node that shuts down with instances still
 // open says nothing: they vanish too, as they released nothing. All nodes
-// of a cluster must speak the same version of this format.
+// of a cluster must speak the same version of this format. (Each version
+// ignores the other's messages: during a rolling upgrade from the format
+// of one message per instance, instances on old and new nodes do not see
+// each other and may pull the same partitions, which is slower but keeps
+// the order, see below.)
 //
 // Views of the membership differ for at most a heartbeat, so two instances
 // may briefly pull one partition, or none. Neither breaks the order: a
@@ -119,6 +123,11 @@ func (m *membership) signal() {
 // before they were forgotten (nil when none did). Both are shared: read only.
 func (m *membership) beat(now time.Time) (vanished map[string]bool, before map[string]memberState) {
 	h := m.hub
+	select {
+	case <-h.stop:
+		return nil, nil // its node closed: it hears nothing any more
+	default:
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.expireLocked(now)

@@ -184,7 +184,6 @@ func (n *Node) Close() error {
 	if n.srv == nil || n.closed.Swap(true) {
 		return nil
 	}
-	n.hubs.close()
 	if n.nc != nil {
 		// Flush what was published; the application stopped publishing before.
 		_ = n.nc.Drain()
@@ -192,6 +191,11 @@ func (n *Node) Close() error {
 	n.srv.LameDuckShutdown()
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
+	// Only now: a consumer group's hubs announce the node's instances for
+	// as long as the node's connection lets them, as its instances may
+	// pull until then. Other nodes take their partitions over (releasing
+	// what they held) memberTTL after the last announcement.
+	n.hubs.close()
 	return nil
 }
 
