@@ -94,12 +94,14 @@ type Subscription struct {
 	wg          sync.WaitGroup
 	types       []string
 	consumers   map[partKey]jetstream.Consumer
-	members     *membership        // nil unless spread
-	announced   *nats.Subscription // settlements made elsewhere; nil unless spread
+	members     *membership // nil unless spread
 
-	pullMu   sync.Mutex
-	pullers  map[partKey]*puller
-	lastDone map[partKey]chan struct{} // closed when the partition's last puller is done
+	pullMu  sync.Mutex
+	pullers map[partKey]*puller
+	// announced receives settlements made elsewhere while a spread
+	// subscription pulls partitions (standbys need none of them).
+	announced *nats.Subscription
+	lastDone  map[partKey]chan struct{} // closed when the partition's last puller is done
 
 	mu      sync.Mutex
 	parts   map[string]*partState // by partState.id
@@ -172,19 +174,10 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		return s, nil
 	}
 	s.pullWait = pullWait
-	unavailable := func(err error) error {
-		s.cancel()
-		return &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: fmt.Errorf("join group: %w", err)}
-	}
-	settled, err := n.nc.Subscribe(settledSubject(cl.ID, o.Group), s.onSettled)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	s.announced = settled
 	m, err := n.join(cl.ID, o.Group, types)
 	if err != nil {
-		_ = settled.Unsubscribe()
-		return nil, unavailable(err)
+		s.cancel()
+		return nil, &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: fmt.Errorf("join group: %w", err)}
 	}
 	s.members = m
 	s.wg.Add(1)
@@ -236,6 +229,23 @@ func (s *Subscription) pullOnly(want map[partKey]bool) {
 			}
 			s.pull(ctx, k, c)
 		}()
+	}
+	if s.members == nil {
+		return
+	}
+	switch {
+	case len(s.pullers) > 0 && s.announced == nil:
+		sub, err := s.n.nc.Subscribe(settledSubject(s.client.ID, s.group), s.onSettled)
+		if err != nil {
+			// Settlements through other connections then let their
+			// keys go on only when the ack floor passes them (tend).
+			s.n.log.Warn("subscribe to settlements", "group", s.group, "err", err)
+			return
+		}
+		s.announced = sub
+	case len(s.pullers) == 0 && s.announced != nil:
+		_ = s.announced.Unsubscribe()
+		s.announced = nil
 	}
 }
 
@@ -416,9 +426,12 @@ func (s *Subscription) Stop() { s.end(false) }
 func (s *Subscription) end(releaseHanded bool) {
 	s.cancel()
 	s.wg.Wait() // the pullers released what they held and gave up their pins
+	s.pullMu.Lock()
 	if s.announced != nil {
 		_ = s.announced.Unsubscribe()
+		s.announced = nil
 	}
+	s.pullMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, e := range s.pending {
