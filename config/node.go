@@ -79,6 +79,9 @@ type APITLS struct {
 // Ops is the plain-HTTP operations listener (/healthz, /readyz, /metrics).
 type Ops struct {
 	Listen string `yaml:"listen"` // host:port, default "127.0.0.1:9090"
+	// Pprof serves Go's profiles under /debug/pprof/ (off by default: they
+	// show the process's internals to whoever reaches the listener).
+	Pprof bool `yaml:"pprof"`
 }
 
 // NATS is the NATS client port, for operators' nats CLI only. It always uses

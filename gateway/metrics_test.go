@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mevents/mevents/gateway"
 )
 
 func TestMetrics(t *testing.T) {
@@ -80,5 +82,32 @@ func TestAccessLog(t *testing.T) {
 	}
 	if lat, ok := line["latency"].(float64); !ok || lat <= 0 {
 		t.Errorf("latency=%v", line["latency"])
+	}
+}
+
+// TestProfiles: Go's profiles are served on the ops listener only when
+// asked for.
+func TestProfiles(t *testing.T) {
+	e := newOpsEnv(t)
+	get := func(addr string) int {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	if code := get(e.ops.Addr()); code != http.StatusNotFound {
+		t.Fatalf("profiles without ops.pprof: %d, want 404", code)
+	}
+	ops := gateway.NewOps("127.0.0.1:0", e.node, nil)
+	ops.ServeProfiles()
+	if err := ops.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close(t.Context())
+	if code := get(ops.Addr()); code != http.StatusOK {
+		t.Fatalf("profiles with ops.pprof: %d, want 200", code)
 	}
 }

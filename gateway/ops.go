@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ type Ops struct {
 	listen  string
 	ready   Readiness
 	metrics prometheus.Gatherer
+	pprof   bool
 	log     *slog.Logger
 	srv     *http.Server
 	ln      net.Listener
@@ -43,6 +45,10 @@ func NewOps(addr string, r Readiness, log *slog.Logger) *Ops {
 // ServeMetrics makes /metrics serve what g gathers (the node's own
 // registry); call it before Open. Without it /metrics answers 404.
 func (o *Ops) ServeMetrics(g prometheus.Gatherer) { o.metrics = g }
+
+// ServeProfiles makes /debug/pprof/ serve Go's profiles; call it before
+// Open.
+func (o *Ops) ServeProfiles() { o.pprof = true }
 
 // Open listens and serves in the background until Close.
 func (o *Ops) Open(ctx context.Context) error {
@@ -69,6 +75,11 @@ func (o *Ops) Open(ctx context.Context) error {
 	if o.metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.metrics, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelError), Timeout: 10 * time.Second}))
+	}
+	if o.pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

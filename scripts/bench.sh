@@ -49,6 +49,7 @@ run() {
 
 if [[ -z ${ONLY_SOAK:-} ]]; then
   run "Throughput: 4 producers, batches of 100 1-KiB events, 3 consumers" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 3 --duration "$duration"
+  run "Producing alone: 4 producers, batches of 100 1-KiB events" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 0 --duration "$duration"
   run "Latency at 2,000 events/s" --producers 4 --batch 10 --size 1024 --keys 1000 --consumers 3 --rate 2000 --duration "$duration"
   run "Single-event produce latency" --producers 1 --batch 1 --size 1024 --consumers 0 --rate 100 --duration "$duration"
 fi

@@ -42,7 +42,7 @@ write_configs() {
     cat > "$dir/n$i.yaml" <<YAML
 node: {name: n$i, dataDir: data/n$i}
 api: {listen: "127.0.0.1:$((api+k))", tls: {cert: pki/n$i.pem, key: pki/n$i-key.pem, clientCA: pki/ca.pem}}
-ops: {listen: "127.0.0.1:$((ops+k))"}
+ops: {listen: "127.0.0.1:$((ops+k))", pprof: true}
 nats:
   listen: "127.0.0.1:$((nats+k))"
   tls: {cert: pki/n$i.pem, key: pki/n$i-key.pem, ca: pki/ca.pem}

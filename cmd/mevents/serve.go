@@ -124,6 +124,9 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Node.Collector(), m.Node.LagCollector())
 	metrics := gateway.NewMetrics(m.Metrics)
 	m.Ops = gateway.NewOps(cfg.Ops.Listen, m.Node, m.Log)
+	if cfg.Ops.Pprof {
+		m.Ops.ServeProfiles()
+	}
 	m.Ops.ServeMetrics(m.Metrics)
 	// The ops listener comes first so that /healthz answers while the
 	// node waits for its peers.
