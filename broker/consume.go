@@ -454,8 +454,10 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			if ctx.Err() != nil {
 				return
 			}
-			s.pullFailed(ctx, ps, err)
+			_ = s.pullFailed(ctx, ps, err)
+			s.pullMu.Lock()
 			c = s.consumers[k]
+			s.pullMu.Unlock()
 		}
 	}
 	s.mu.Lock()
@@ -480,7 +482,7 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 		// may overtake its last events, which the client then drops.
 		b, err := h.Fetch(s.room(), jetstream.FetchMaxWait(s.pullWait), jetstream.FetchPriorityGroup(priorityGroup))
 		if err != nil {
-			s.pullFailed(ctx, ps, err)
+			h = s.rehandle(ctx, k, h, s.pullFailed(ctx, ps, err))
 			continue
 		}
 		got := 0
@@ -531,13 +533,28 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			s.mu.Unlock()
 		} else if got == 0 && berr != nil && ctx.Err() == nil && !errors.Is(berr, jetstream.ErrNoMessages) &&
 			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
-			s.pullFailed(ctx, ps, berr)
+			h = s.rehandle(ctx, k, h, s.pullFailed(ctx, ps, berr))
 		}
 		if time.Since(lastTend) >= tendEvery {
 			s.tend(ctx, ps, h)
 			lastTend = time.Now()
 		}
 	}
+}
+
+// rehandle returns a new handle on partition k's consumer when err says
+// the consumer is gone (pullFailed made it again), else h.
+func (s *Subscription) rehandle(ctx context.Context, k partKey, h jetstream.Consumer, err error) jetstream.Consumer {
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return h
+	}
+	s.pullMu.Lock()
+	c := s.consumers[k]
+	s.pullMu.Unlock()
+	if h2, err := s.n.ownHandle(ctx, c); err == nil {
+		return h2
+	}
+	return h
 }
 
 // room is how many events a pull asks for. A long poll takes no more than
@@ -555,9 +572,15 @@ func (s *Subscription) room() int {
 	return max(s.maxInFlight-len(s.pending)-s.heldN, 1)
 }
 
-func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error) {
+func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error) error {
 	s.n.log.Warn("pull", "consumer", ps.consumer, "stream", ps.stream, "err", err)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if errors.Is(err, nats.ErrNoResponders) {
+		// A pull of a consumer that is gone finds nobody to answer.
+		if _, ierr := s.n.js.Consumer(ctx, ps.stream, ps.consumer); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+			err = ierr
+		}
+	}
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 		// Deleted (inactive for longer than the retention, or by an
 		// operator): start it again.
 		s.n.forgetConsumer(ps.stream, ps.consumer)
@@ -571,6 +594,7 @@ func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error)
 	case <-time.After(time.Second):
 	case <-ctx.Done():
 	}
+	return err
 }
 
 // receive takes the events of one pull.

@@ -368,3 +368,35 @@ func jsonHasID(raw json.RawMessage, id string) bool {
 	}
 	return json.Unmarshal(raw, &ev) == nil && ev.ID == id
 }
+
+// TestConsumeRecreatesDeletedConsumer: a group consumer deleted under a
+// subscription (by an operator, or for inactivity) is made again, and
+// delivery goes on.
+func TestConsumeRecreatesDeletedConsumer(t *testing.T) {
+	n, reg := consumeNode(t)
+	ctx := context.Background()
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "one", "k"))
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "gone", Spread: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, ev := next(t, s, 5*time.Second)
+	if ev.ID != "one" {
+		t.Fatalf("got %s, want one", ev.ID)
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	name := fmt.Sprintf("g%d_c2_gone_%d", len("c2"), broker.Partition("k"))
+	if err := n.JetStream().DeleteConsumer(ctx, broker.StreamName(consumeType), name); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "two", "k"))
+	// Made again from the oldest retained event: "one" may come again.
+	for {
+		d, ev := next(t, s, 15*time.Second)
+		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+		if ev.ID == "two" {
+			return
+		}
+	}
+}
