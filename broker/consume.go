@@ -632,6 +632,8 @@ func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstr
 		case e == nil:
 			e = &entry{ps: ps, seq: meta.Sequence.Stream, key: keyOf(m), skips: skips[i]}
 			ps.add(e)
+		case e.state == burying:
+			continue // delivered again while it moves to the dead events
 		case e.state == handed:
 			// Delivered again (its ack timeout passed): the client's
 			// delivery is void, and this one goes out in its place, with
