@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mevents/mevents/broker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const consumeType = "t.orders"
@@ -398,5 +399,40 @@ func TestConsumeRecreatesDeletedConsumer(t *testing.T) {
 		if ev.ID == "two" {
 			return
 		}
+	}
+}
+
+// TestConsumeUpdatesEarlierConsumers: a group consumer made by an earlier
+// version (one unacknowledged event, no priority group) is brought up to
+// date in place, keeping its position.
+func TestConsumeUpdatesEarlierConsumers(t *testing.T) {
+	n, reg := consumeNode(t)
+	ctx := context.Background()
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "old", "k"))
+	p := broker.Partition("k")
+	name := fmt.Sprintf("g%d_c2_up_%d", len("c2"), p)
+	_, err := n.JetStream().CreateConsumer(ctx, broker.StreamName(consumeType), jetstream.ConsumerConfig{
+		Durable: name, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, MaxDeliver: -1,
+		DeliverPolicy: jetstream.DeliverNewPolicy, AckWait: time.Second,
+		FilterSubjects: []string{broker.Subject(consumeType, p, ""), broker.Subject(consumeType, p, "c2"), fmt.Sprintf("evredo.c2.up.%s.%d", consumeType, p)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "new", "k"))
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "up", Spread: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, ev := next(t, s, 10*time.Second); ev.ID != "new" {
+		t.Fatalf("got %s, want new (the consumer's position kept)", ev.ID)
+	}
+	c, err := n.JetStream().Consumer(ctx, broker.StreamName(consumeType), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.CachedInfo().Config; cfg.MaxAckPending == 1 || cfg.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		t.Fatalf("consumer not updated: MaxAckPending %d, priority policy %v", cfg.MaxAckPending, cfg.PriorityPolicy)
 	}
 }

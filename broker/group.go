@@ -219,7 +219,8 @@ func (n *Node) ownHandle(ctx context.Context, c jetstream.Consumer) (jetstream.C
 }
 
 // unpin takes the pin from whoever holds it, so that another puller of the
-// consumer gets it at once.
+// consumer gets it at once. (jetstream.Stream.UnpinConsumer would need a
+// stream handle: one more request.)
 func (n *Node) unpin(ctx context.Context, stream, consumer string) error {
 	req, _ := json.Marshal(map[string]string{"group": priorityGroup})
 	msg, err := n.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.UNPIN."+stream+"."+consumer, req)
