@@ -512,6 +512,10 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 					tick.Reset(tendEvery)
 					idle = false
 				}
+				if s.takeGap(ps) {
+					s.n.log.Warn("a delivery did not arrive; releasing the partition's others", "consumer", ps.consumer)
+					_ = s.releaseOthers(ctx, h)
+				}
 				if ps.safe {
 					s.tend(ctx, ps, h) // the pin is this puller's now: check at once
 				}
@@ -627,6 +631,12 @@ func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstr
 		if meta == nil {
 			continue
 		}
+		if d := meta.Sequence.Consumer; d > ps.lastDelivery {
+			if ps.lastDelivery != 0 && d > ps.lastDelivery+1 && !ps.safe {
+				ps.safe, ps.calm, ps.gap = true, 0, true
+			}
+			ps.lastDelivery = d
+		}
 		e := ps.bySeq[meta.Sequence.Stream]
 		switch {
 		case e == nil:
@@ -710,6 +720,15 @@ func (s *Subscription) hide(ps *partState, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		_ = m.Nak()
 	}
+}
+
+// takeGap says, once, that ps found a delivery missing.
+func (s *Subscription) takeGap(ps *partState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gap := ps.gap
+	ps.gap = false
+	return gap
 }
 
 // tendAgain is when a puller should tend ps again.

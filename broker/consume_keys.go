@@ -33,6 +33,12 @@ import (
 // here: every settlement is announced to the group (settledSubject), and
 // the second check leaves the announcement time to arrive.
 //
+// A pinned puller gets every delivery of its consumer, numbered in turn
+// (the consumer sequence). A number skipped is a delivery lost on its way
+// (its node went away): the event is pending, and later events of its key
+// must not overtake it. The puller goes back to the safe start and
+// releases what it does not hold, so that the lost one comes back at once.
+//
 // An event's partition key travels in the header keyHeader (a hash of the
 // key, or of the id for an event without one, whose order is no one's
 // business); events stored before it existed have theirs read from the
@@ -98,6 +104,11 @@ type partState struct {
 	calm int
 	// nextCheck, nextStale: when the consumer's state may be read again.
 	nextCheck, nextStale time.Time
+	// lastDelivery is the consumer sequence of the last delivery that
+	// came; gap: one after it never came (lost in transit while a node
+	// went away), and the others held must wait for it.
+	lastDelivery uint64
+	gap          bool
 	// pinned: an event came, so this puller holds the consumer's pin.
 	pinned bool
 	// gone: the puller stopped; nothing more is handed out. stopped: what

@@ -358,11 +358,7 @@ func (s *Subscription) adopt(vanished map[string]bool, before map[string]memberS
 }
 
 // releaseVanished takes the pin of partition consumer c and releases its
-// unsettled events, except those this subscription holds: every event
-// between the consumer's ack floor and its last delivery is released (an
-// ack subject can be made from the consumer's state; JetStream ignores
-// those not pending). Beyond maxRelease of them it leaves the rest to
-// their ack timeout.
+// unsettled events, except those this subscription holds (releaseOthers).
 func (s *Subscription) releaseVanished(c jetstream.Consumer) error {
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 	defer cancel()
@@ -374,20 +370,38 @@ func (s *Subscription) releaseVanished(c jetstream.Consumer) error {
 		return nil
 	}
 	s.mu.Lock()
-	mine := map[uint64]bool{}
-	pinned := false
-	if ps := s.parts[info.Stream+" "+info.Name]; ps != nil {
-		pinned = ps.pinned
-		for seq := range ps.bySeq {
-			mine[seq] = true
-		}
-	}
+	ps := s.parts[info.Stream+" "+info.Name]
+	pinned := ps != nil && ps.pinned
 	s.mu.Unlock()
 	if !pinned {
 		if err := s.n.unpin(ctx, info.Stream, info.Name); err != nil {
 			return err
 		}
 	}
+	return s.releaseOthers(ctx, c)
+}
+
+// releaseOthers releases the unsettled events of partition consumer c that
+// this subscription does not hold: every event between the consumer's ack
+// floor and its last delivery (an ack subject can be made from the
+// consumer's state; JetStream ignores those not pending). Beyond
+// maxRelease of them it leaves the rest to their ack timeout.
+func (s *Subscription) releaseOthers(ctx context.Context, c jetstream.Consumer) error {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.NumAckPending == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	mine := map[uint64]bool{}
+	if ps := s.parts[info.Stream+" "+info.Name]; ps != nil {
+		for seq := range ps.bySeq {
+			mine[seq] = true
+		}
+	}
+	s.mu.Unlock()
 	from, to := info.AckFloor.Stream+1, info.Delivered.Stream
 	if to-from >= maxRelease {
 		to = from + maxRelease - 1
