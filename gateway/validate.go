@@ -16,7 +16,7 @@ func (cat *Catalog) validateData(i int, e *broker.Event) []broker.Problem {
 	var v any
 	if len(e.Data) > 0 {
 		var err error
-		if v, err = schemas.Decode(e.Data); err != nil {
+		if v, err = schemas.DecodeData(e.Data); err != nil {
 			return []broker.Problem{{Index: i, ID: e.ID, Pointer: "/data", Keyword: "json",
 				Message: fmt.Sprintf("data is not valid JSON: %v", err), Code: broker.CodeInvalid}}
 		}
