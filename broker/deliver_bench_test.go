@@ -18,24 +18,8 @@ import (
 // Use a large -benchtime (30000x): joining the group takes a moment.
 func BenchmarkDeliver(b *testing.B) {
 	n := openNode(b, broker.NodeConfig{Name: "bench", SyncInterval: time.Minute})
-	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 1}}, []broker.Client{
-		{ID: "prod", Produce: []string{consumeType}},
-		{ID: "c", Consume: []string{consumeType}},
-	})
+	reg := deliverBenchEvents(b, []*broker.Node{n}, 1)
 	ctx := context.Background()
-	if err := n.ApplyRegistry(ctx, reg); err != nil {
-		b.Fatal(err)
-	}
-	const keys = 1200
-	for from := 0; from < b.N; from += 500 {
-		var evs []broker.Event
-		for i := from; i < min(from+500, b.N); i++ {
-			evs = append(evs, event(b, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%keys)))
-		}
-		if err := n.Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ResetTimer()
 	start := time.Now()
 	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: fmt.Sprintf("bench%d", b.N), MaxInFlight: 100, Spread: true})
@@ -45,15 +29,7 @@ func BenchmarkDeliver(b *testing.B) {
 	defer s.Close()
 	acks := make(chan string, 100)
 	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range acks {
-				s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
-			}
-		}()
-	}
+	ackFrom(s, acks, &wg)
 	seen := map[string]bool{}
 	for len(seen) < b.N {
 		nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -78,26 +54,8 @@ func BenchmarkDeliver(b *testing.B) {
 // acknowledge, replicate, pull again).
 func BenchmarkDeliverCluster(b *testing.B) {
 	nodes := openCluster(b, 3)
-	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 3}}, []broker.Client{
-		{ID: "prod", Produce: []string{consumeType}},
-		{ID: "c", Consume: []string{consumeType}},
-	})
+	reg := deliverBenchEvents(b, nodes, 3)
 	ctx := context.Background()
-	for _, n := range nodes {
-		if err := n.ApplyRegistry(ctx, reg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	const keys = 1200
-	for from := 0; from < b.N; from += 500 {
-		var evs []broker.Event
-		for i := from; i < min(from+500, b.N); i++ {
-			evs = append(evs, event(b, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%keys)))
-		}
-		if err := nodes[0].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ResetTimer()
 	start := time.Now()
 	group := fmt.Sprintf("bench%d", b.N)
@@ -122,15 +80,7 @@ func BenchmarkDeliverCluster(b *testing.B) {
 		}
 		subs = append(subs, s)
 		acks := make(chan string, 100)
-		for range 4 { // acknowledgements under way at once, as over a WebSocket
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for id := range acks {
-					s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
-				}
-			}()
-		}
+		ackFrom(s, acks, &wg)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -162,4 +112,46 @@ func BenchmarkDeliverCluster(b *testing.B) {
 		b.Fatalf("delivered %d of %d events", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// deliverBenchEvents applies a registry of one type (with replicas) and a
+// producer and consumer to nodes and publishes b.N events over 1,200 keys.
+func deliverBenchEvents(b *testing.B, nodes []*broker.Node, replicas int) *broker.Registry {
+	b.Helper()
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: replicas}}, []broker.Client{
+		{ID: "prod", Produce: []string{consumeType}},
+		{ID: "c", Consume: []string{consumeType}},
+	})
+	ctx := context.Background()
+	for _, n := range nodes {
+		if err := n.ApplyRegistry(ctx, reg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const keys = 1200
+	for from := 0; from < b.N; from += 500 {
+		var evs []broker.Event
+		for i := from; i < min(from+500, b.N); i++ {
+			evs = append(evs, event(b, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%keys)))
+		}
+		if err := nodes[0].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return reg
+}
+
+// ackFrom acknowledges the ack ids sent on acks through s from four
+// goroutines (acknowledgements under way at once, as over a WebSocket)
+// until acks is closed.
+func ackFrom(s *broker.Subscription, acks <-chan string, wg *sync.WaitGroup) {
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range acks {
+				s.Settle(context.Background(), broker.Settlement{Op: broker.SettleAck, AckIDs: []string{id}})
+			}
+		}()
+	}
 }
