@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -45,5 +46,25 @@ func TestOperations(t *testing.T) {
 				t.Fatalf("status=%d, want %d; body lacks %q:\n%.2000s", resp.StatusCode, tt.status, tt.want, b)
 			}
 		})
+	}
+}
+
+// TestReadyzFollowsTheAPI checks that /readyz says ready only while the API
+// listens: not while a node is still starting (its NATS node may be ready
+// long before its streams are loaded and its API listens), and yes once
+// it serves.
+func TestReadyzFollowsTheAPI(t *testing.T) {
+	m, _ := runDevSystem(t)
+	if err := NewMain(m.Config, nil).Ready(); !errors.Is(err, errNotServing) {
+		t.Fatalf("Ready of a node that has not opened = %v, want %v", err, errNotServing)
+	}
+	resp, err := http.Get("http://" + m.Ops.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz of a serving node: %d %s", resp.StatusCode, b)
 	}
 }

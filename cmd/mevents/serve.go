@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,21 @@ type Main struct {
 	// Metrics is the node's own Prometheus registry, served at the ops
 	// listener's /metrics.
 	Metrics *prometheus.Registry
+	// serving is true from the moment the API listens until Close.
+	serving atomic.Bool
+}
+
+// errNotServing is /readyz's reason while the API does not listen: the
+// node is still starting (creating or loading streams) or shutting down.
+var errNotServing = errors.New("the API is not serving")
+
+// Ready reports whether the node can serve requests: its API listens and
+// its NATS node is ready (broker.Node.Ready). It is what /readyz answers.
+func (m *Main) Ready() error {
+	if !m.serving.Load() {
+		return errNotServing
+	}
+	return m.Node.Ready()
 }
 
 // NewMain wires a node from cfg; it does no I/O.
@@ -123,7 +139,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Node.Collector(), m.Node.LagCollector())
 	metrics := gateway.NewMetrics(m.Metrics)
-	m.Ops = gateway.NewOps(cfg.Ops.Listen, m.Node, m.Log)
+	m.Ops = gateway.NewOps(cfg.Ops.Listen, m, m.Log)
 	if cfg.Ops.Pprof {
 		m.Ops.ServeProfiles()
 	}
@@ -151,7 +167,11 @@ func (m *Main) Open(ctx context.Context) error {
 	}, m.Node)
 	m.API.SetCatalog(cat)
 	m.API.SetReloader(m.Reload)
-	return m.API.Open(ctx)
+	if err := m.API.Open(ctx); err != nil {
+		return err
+	}
+	m.serving.Store(true)
+	return nil
 }
 
 // loadRegistry reads registry.yaml and compiles its schemas.
@@ -194,6 +214,7 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var errs []error
+	m.serving.Store(false)
 	if m.API != nil {
 		errs = append(errs, m.API.Close(ctx))
 	}
