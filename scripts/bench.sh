@@ -4,12 +4,13 @@
 #
 #   scripts/bench.sh [OUT.md]        (default bench-results.md)
 #
-# Starts the cluster with scripts/cluster.sh (in .mevents-bench, sync
-# always, R3), runs `mevents bench` for each scenario with the raw JetStream
-# comparison, stops the cluster. DURATION (default 30s) sets the length of
-# each scenario; SOAK=10m adds a steady-load soak that samples each node's
-# resident memory every 30 s (SOAK_RATE events/s, default 300); ONLY_SOAK=1
-# skips the standard scenarios.
+# Starts the cluster with scripts/cluster.sh (in .mevents-bench, empty
+# stores, R3, sync always or SYNC=1s), runs `mevents bench` for each
+# scenario with the raw JetStream comparison, stops the cluster. DURATION
+# (default 30s) sets the length of each scenario (after a 5 s warm-up);
+# SOAK=10m adds a steady-load soak that samples each node's resident memory
+# every 30 s (SOAK_RATE events/s, default 300); ONLY_SOAK=1 skips the
+# standard scenarios.
 set -euo pipefail
 export GOTOOLCHAIN=auto
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,15 @@ out=${1:-bench-results.md}
 dir=${BENCH_DIR:-$root/.mevents-bench}
 duration=${DURATION:-30s}
 
+# Each run starts from empty stores, so earlier runs' groups and events
+# do not weigh on it.
+for i in 1 2 3; do
+  if [[ -f $dir/n$i.pid ]] && kill -0 "$(cat "$dir/n$i.pid")" 2>/dev/null; then
+    echo "a cluster is running in $dir; stop it first: scripts/cluster.sh stop $dir" >&2
+    exit 1
+  fi
+done
+rm -rf "$dir/data"
 "$root/scripts/cluster.sh" start "$dir"
 trap '"$root/scripts/cluster.sh" stop "$dir"' EXIT
 
@@ -29,7 +39,7 @@ common=(--api "https://localhost:$api,https://localhost:$((api+1)),https://local
 {
   echo "# mevents bench — $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "3-node cluster on one machine ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB), sync always, R3, mTLS, HTTP/2 producers, WebSocket consumers."
+  echo "3-node cluster on one machine ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB), sync ${SYNC:-always}, R3, mTLS, HTTP/2 producers, WebSocket consumers."
   echo
 } > "$out"
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mevents/mevents/broker"
 )
 
 // benchConfig is what `mevents bench` measures and against what.
@@ -29,6 +31,8 @@ type benchConfig struct {
 	Duration                      time.Duration
 	Count                         int // events to produce; 0: until Duration
 	Rate                          int // events/s over all producers; 0: as fast as possible
+	InFlight                      int // requests in flight per producer with a Rate
+	Warmup                        time.Duration
 	MaxInFlight                   int
 	NATS, NATSUser, NATSPassword  string // operator port, for the raw JetStream comparison
 	Progress                      io.Writer
@@ -54,7 +58,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.Keys, "keys", 1000, "distinct partition keys")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long to produce")
 	fs.IntVar(&c.Count, "count", 0, "events to produce (instead of --duration)")
-	fs.IntVar(&c.Rate, "rate", 0, "target events/s over all producers (0: as fast as possible)")
+	fs.IntVar(&c.Rate, "rate", 0, "target events/s over all producers (0: as fast as possible, one request at a time per producer)")
+	fs.IntVar(&c.InFlight, "in-flight", 16, "with --rate: requests each producer may have in flight, so slow answers do not lower the rate offered")
+	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "run this long before measuring (connections, the group's first rebalance); its events are left out of the figures")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", 1000, "maxInFlight of each WebSocket consumer")
 	fs.StringVar(&c.NATS, "nats", "", "operator NATS URL (tls://host:4222) to measure raw JetStream publishing too")
 	fs.StringVar(&c.NATSUser, "nats-user", "ops", "operator user")
@@ -84,8 +90,7 @@ type benchReport struct {
 	FirstErrors                []string
 	ProduceTime, DeliverTime   time.Duration
 	EndToEnd, Request          latencies
-	RawRate                    float64 // events/s; 0 when not measured
-	RawReplicas                int
+	Raw                        *rawReport // nil when not measured
 	ProduceRate, DeliveredRate float64
 }
 
@@ -103,30 +108,62 @@ func (r *benchReport) print(w io.Writer) {
 		fmt.Fprintf(w, "delivered  %d events in %s: %.0f events/s\n", r.Delivered, r.DeliverTime.Round(time.Millisecond), r.DeliveredRate)
 		fmt.Fprintf(w, "end-to-end latency p50 %s  p90 %s  p99 %s\n", r.EndToEnd.q(0.5), r.EndToEnd.q(0.9), r.EndToEnd.q(0.99))
 	}
-	if r.RawRate > 0 {
+	if raw := r.Raw; raw != nil {
 		fmt.Fprintf(w, "raw        JetStream async publish of the same events (R%d): %.0f events/s; gateway/raw = %.2f\n",
-			r.RawReplicas, r.RawRate, r.ProduceRate/r.RawRate)
+			raw.Replicas, raw.Publish, r.ProduceRate/raw.Publish)
+		if raw.Consumed > 0 {
+			fmt.Fprintf(w, "raw        JetStream publishing and consuming (%d partition consumers, acks) at once: %.0f events/s published, %.0f consumed; gateway/raw end to end = %.2f\n",
+				broker.Partitions, raw.Published, raw.Consumed, min(r.ProduceRate, r.DeliveredRate)/min(raw.Published, raw.Consumed))
+		}
 	}
 }
 
-// bench runs one measurement: optionally the raw JetStream rate, then
+// benchRun is the state of one run that producers and consumers share.
+// Its window starts at from, after the warm-up (connections, the group's
+// consumers and the first rebalance), and, without --count, producing
+// stops at until. Only events sent in the window count in the figures.
+type benchRun struct {
+	c                        benchConfig
+	from, until              time.Time
+	budget                   atomic.Int64 // events left to produce in the window, with --count
+	produced, requests, errs atomic.Int64
+	delivered                atomic.Int64
+	warmProduced             atomic.Int64 // events of the warm-up, left out
+	warmDelivered            atomic.Int64
+
+	mu          sync.Mutex
+	firstErrors []string
+}
+
+func (r *benchRun) measures(t time.Time) bool { return !t.Before(r.from) }
+
+// fail records an error; the first few are reported.
+func (r *benchRun) fail(msg string) {
+	r.errs.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.firstErrors) < 5 {
+		r.firstErrors = append(r.firstErrors, msg)
+	}
+}
+
+// bench runs one measurement: optionally the raw JetStream rates, then
 // consumers in a new group and producers at the same time.
 func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 	if err := c.load(); err != nil {
 		return nil, err
 	}
-	r := &benchReport{Config: c}
+	rep := &benchReport{Config: c}
 	if c.NATS != "" {
-		rate, replicas, err := rawPublishRate(ctx, c)
+		raw, err := rawRates(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("raw JetStream measurement: %w", err)
 		}
-		r.RawRate, r.RawReplicas = rate, replicas
+		rep.Raw = raw
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var delivered atomic.Int64
 	var consumers []*benchConsumer
 	group := "bench-" + randomHex(4)
 	for i := 0; i < c.Consumers; i++ {
@@ -139,10 +176,17 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 		}
 		consumers = append(consumers, bc)
 	}
+	if c.Warmup > 0 {
+		fmt.Fprintf(c.Progress, "warming up for %s: its events are left out of the figures\n", c.Warmup)
+	}
+	start := time.Now()
+	r := &benchRun{c: c, from: start.Add(c.Warmup)}
+	r.until = r.from.Add(c.Duration)
+	r.budget.Store(int64(c.Count))
 	var cwg sync.WaitGroup
 	for _, bc := range consumers {
 		cwg.Add(1)
-		go func() { defer cwg.Done(); bc.run(&delivered) }()
+		go func() { defer cwg.Done(); bc.run(r) }()
 	}
 	defer func() {
 		for _, bc := range consumers {
@@ -151,21 +195,6 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 		cwg.Wait()
 	}()
 
-	var produced, requests, errs atomic.Int64
-	var errMu sync.Mutex
-	var firstErrors []string
-	recordErr := func(msg string) {
-		errs.Add(1)
-		errMu.Lock()
-		if len(firstErrors) < 5 {
-			firstErrors = append(firstErrors, msg)
-		}
-		errMu.Unlock()
-	}
-	deadline := time.Now().Add(c.Duration)
-	var budget atomic.Int64 // events left to produce when --count is set
-	budget.Store(int64(c.Count))
-	start := time.Now()
 	producers := make([]*benchProducer, c.Producers)
 	var pwg sync.WaitGroup
 	for i := range producers {
@@ -173,7 +202,7 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			producers[i].run(ctx, deadline, &budget, &produced, &requests, recordErr)
+			producers[i].run(ctx, r)
 		}()
 	}
 	stopProgress := make(chan struct{})
@@ -187,51 +216,58 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 			select {
 			case <-stopProgress:
 				return
-			case <-t.C:
-				p, d := produced.Load(), delivered.Load()
-				fmt.Fprintf(c.Progress, "%5.0fs  produced %9d (%7d/s)  delivered %9d (%7d/s)  errors %d\n",
-					time.Since(start).Seconds(), p, p-lastP, d, d-lastD, errs.Load())
+			case now := <-t.C:
+				p := r.produced.Load() + r.warmProduced.Load()
+				d := r.delivered.Load() + r.warmDelivered.Load()
+				phase := ""
+				if !r.measures(now) {
+					phase = "  (warm-up)"
+				}
+				fmt.Fprintf(c.Progress, "%5.0fs  produced %9d (%7d/s)  delivered %9d (%7d/s)  errors %d%s\n",
+					now.Sub(start).Seconds(), p, p-lastP, d, d-lastD, r.errs.Load(), phase)
 				lastP, lastD = p, d
 			}
 		}
 	}()
 	pwg.Wait()
-	r.ProduceTime = time.Since(start)
-	r.Produced, r.Requests, r.Errors = produced.Load(), requests.Load(), errs.Load()
+	rep.ProduceTime = time.Since(r.from)
+	rep.Produced, rep.Requests, rep.Errors = r.produced.Load(), r.requests.Load(), r.errs.Load()
 	// Wait for the consumers to catch up, as long as they make progress.
 	if c.Consumers > 0 {
-		last, lastChange := delivered.Load(), time.Now()
-		for delivered.Load() < r.Produced && time.Since(lastChange) < 10*time.Second && ctx.Err() == nil {
+		last, lastChange := r.delivered.Load(), time.Now()
+		for r.delivered.Load() < rep.Produced && time.Since(lastChange) < 10*time.Second && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
-			if d := delivered.Load(); d != last {
+			if d := r.delivered.Load(); d != last {
 				last, lastChange = d, time.Now()
 			}
 		}
 	}
-	r.DeliverTime = time.Since(start)
+	rep.DeliverTime = time.Since(r.from)
 	close(stopProgress)
 	<-progressDone
-	r.Delivered = delivered.Load()
-	r.FirstErrors = firstErrors
+	rep.Delivered = r.delivered.Load()
+	r.mu.Lock()
+	rep.FirstErrors = r.firstErrors
+	r.mu.Unlock()
 	for _, p := range producers {
-		r.Request = append(r.Request, p.latencies...)
+		rep.Request = append(rep.Request, p.latencies...)
 	}
 	for _, bc := range consumers {
 		bc.close()
 	}
 	cwg.Wait()
 	for _, bc := range consumers {
-		r.EndToEnd = append(r.EndToEnd, bc.latencies...)
-		if bc.err != nil && r.Delivered < r.Produced {
-			r.FirstErrors = append(r.FirstErrors, "consumer: "+bc.err.Error())
+		rep.EndToEnd = append(rep.EndToEnd, bc.latencies...)
+		if bc.err != nil && rep.Delivered < rep.Produced {
+			rep.FirstErrors = append(rep.FirstErrors, "consumer: "+bc.err.Error())
 		}
 	}
 	consumers = nil
-	r.Request.sort()
-	r.EndToEnd.sort()
-	r.ProduceRate = float64(r.Produced) / r.ProduceTime.Seconds()
-	r.DeliveredRate = float64(r.Delivered) / r.DeliverTime.Seconds()
-	return r, nil
+	rep.Request.sort()
+	rep.EndToEnd.sort()
+	rep.ProduceRate = float64(rep.Produced) / rep.ProduceTime.Seconds()
+	rep.DeliveredRate = float64(rep.Delivered) / rep.DeliverTime.Seconds()
+	return rep, nil
 }
 
 // load reads the TLS files.

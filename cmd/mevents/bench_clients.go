@@ -54,6 +54,7 @@ type benchProducer struct {
 	name, url string
 	client    *http.Client
 	rng       *rand.Rand
+	mu        sync.Mutex
 	latencies latencies
 }
 
@@ -62,27 +63,24 @@ func newProducer(c benchConfig, i int, api string) *benchProducer {
 		client: httpClient(c.producerTLS), rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
 }
 
-func (p *benchProducer) run(ctx context.Context, deadline time.Time, budget *atomic.Int64, produced, requests *atomic.Int64, fail func(string)) {
+// run posts batches until the run's window ends: one request at a time as
+// fast as they are answered, or, with a rate, each on its schedule with up
+// to InFlight requests in flight, so a slow answer does not delay the
+// next request (an open loop: what a rate asks for is what is offered).
+func (p *benchProducer) run(ctx context.Context, r *benchRun) {
 	defer p.client.CloseIdleConnections()
+	c := r.c
 	var interval time.Duration
-	if p.c.Rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(p.c.Batch*p.c.Producers) / float64(p.c.Rate))
+	inFlight := 1
+	if c.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(c.Batch*c.Producers) / float64(c.Rate))
+		inFlight = max(1, c.InFlight)
 	}
+	slots := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	next := time.Now()
-	var buf bytes.Buffer
 	for seq := 0; ctx.Err() == nil; {
-		n := p.c.Batch
-		if p.c.Count > 0 {
-			left := budget.Add(-int64(n))
-			if left < 0 {
-				n += int(left)
-			}
-			if n <= 0 {
-				return
-			}
-		} else if time.Now().After(deadline) {
-			return
-		}
 		if interval > 0 {
 			if d := time.Until(next); d > 0 {
 				select {
@@ -93,46 +91,88 @@ func (p *benchProducer) run(ctx context.Context, deadline time.Time, budget *ato
 			}
 			next = next.Add(interval)
 		}
-		buf.Reset()
-		ct := "application/cloudevents+json"
-		now := time.Now()
-		if p.c.Batch > 1 {
-			ct = "application/cloudevents-batch+json"
-			buf.WriteByte('[')
-		}
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			benchEvent(&buf, p.c.Type, p.name, seq, "k"+strconv.Itoa(p.rng.IntN(p.c.Keys)), p.c.Size, now)
-			seq++
-		}
-		if p.c.Batch > 1 {
-			buf.WriteByte(']')
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(buf.Bytes()))
-		if err != nil {
-			fail(err.Error())
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 			return
 		}
-		req.Header.Set("Content-Type", ct)
-		resp, err := p.client.Do(req)
-		requests.Add(1)
-		if err != nil {
-			if ctx.Err() == nil {
-				fail(err.Error())
+		now := time.Now()
+		measured := r.measures(now)
+		n := c.Batch
+		if measured && c.Count > 0 {
+			left := r.budget.Add(-int64(n))
+			if left < 0 {
+				n += int(left)
 			}
-			continue
 		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			fail(fmt.Sprintf("%s: %.300s", resp.Status, body))
-			continue
+		if n <= 0 || measured && c.Count == 0 && now.After(r.until) {
+			<-slots
+			return
 		}
-		p.latencies = append(p.latencies, time.Since(now))
-		produced.Add(int64(n))
+		body, ct := p.batch(&seq, n, now)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			p.send(ctx, r, body, ct, n, now, measured)
+		}()
 	}
+}
+
+// batch returns the body of a request of n events sent at now.
+func (p *benchProducer) batch(seq *int, n int, now time.Time) ([]byte, string) {
+	var buf bytes.Buffer
+	ct := "application/cloudevents+json"
+	if p.c.Batch > 1 {
+		ct = "application/cloudevents-batch+json"
+		buf.WriteByte('[')
+	}
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		benchEvent(&buf, p.c.Type, p.name, *seq, "k"+strconv.Itoa(p.rng.IntN(p.c.Keys)), p.c.Size, now)
+		*seq++
+	}
+	if p.c.Batch > 1 {
+		buf.WriteByte(']')
+	}
+	return buf.Bytes(), ct
+}
+
+// send posts one request and records it: in the figures when it was sent
+// in the measurement window, as warm-up otherwise. Errors count either way.
+func (p *benchProducer) send(ctx context.Context, r *benchRun, body []byte, ct string, n int, sent time.Time, measured bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		r.fail(err.Error())
+		return
+	}
+	req.Header.Set("Content-Type", ct)
+	resp, err := p.client.Do(req)
+	if measured {
+		r.requests.Add(1)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.fail(err.Error())
+		}
+		return
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		r.fail(fmt.Sprintf("%s: %.300s", resp.Status, b))
+		return
+	}
+	if !measured {
+		r.warmProduced.Add(int64(n))
+		return
+	}
+	p.mu.Lock()
+	p.latencies = append(p.latencies, time.Since(sent))
+	p.mu.Unlock()
+	r.produced.Add(int64(n))
 }
 
 // benchConsumer is one WebSocket instance of the bench group.
@@ -168,7 +208,8 @@ func dialConsumer(ctx context.Context, c benchConfig, api, group string) (*bench
 // run reads events until the connection closes. A writer acknowledges
 // them as soon as it can: what arrives while it writes goes in its next
 // frame, so acks batch by themselves under load and wait for no timer.
-func (b *benchConsumer) run(delivered *atomic.Int64) {
+func (b *benchConsumer) run(r *benchRun) {
+	from := r.from.UnixNano()
 	var (
 		mu      sync.Mutex
 		pending []string
@@ -216,10 +257,12 @@ func (b *benchConsumer) run(delivered *atomic.Int64) {
 		if err := json.Unmarshal(msg, &ev); err != nil || ev.AckID == "" {
 			continue // a control reply
 		}
-		if ev.Data.SentAt > 0 {
+		if ev.Data.SentAt >= from {
 			b.latencies = append(b.latencies, now.Sub(time.Unix(0, ev.Data.SentAt)))
+			r.delivered.Add(1)
+		} else {
+			r.warmDelivered.Add(1)
 		}
-		delivered.Add(1)
 		mu.Lock()
 		pending = append(pending, ev.AckID)
 		mu.Unlock()
@@ -237,40 +280,108 @@ func (b *benchConsumer) close() {
 	})
 }
 
-// rawPublishRate publishes the bench's events straight to JetStream, on a
-// scratch stream with the replicas of the type's stream, asynchronously
-// with deduplication ids as the gateway does, and returns events/s.
-func rawPublishRate(ctx context.Context, c benchConfig) (float64, int, error) {
+// rawReport is what JetStream itself does with the bench's events.
+type rawReport struct {
+	Replicas int
+	// Publish is events/s published alone.
+	Publish float64
+	// Published and Consumed are events/s while publishing and consuming
+	// at once (with consumers; 0 otherwise).
+	Published, Consumed float64
+}
+
+// rawRates publishes the bench's events straight to JetStream, on a
+// scratch stream with the replicas and deduplication window of the type's
+// stream, asynchronously with deduplication ids as the gateway does: first
+// alone, then, with consumers, while the same number of consumers take
+// them from durable consumers like a group's (one per partition, the
+// stream's replicas, explicit acks, 128 unacknowledged at most) and
+// acknowledge each. The stream is deleted afterwards.
+func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw.Clone()), nats.Name("mevents bench"))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	typeStream, err := js.Stream(ctx, broker.StreamName(c.Type))
 	if err != nil {
-		return 0, 0, fmt.Errorf("stream of %s: %w", c.Type, err)
+		return nil, fmt.Errorf("stream of %s: %w", c.Type, err)
 	}
 	tc := typeStream.CachedInfo().Config
 	id := randomHex(4)
 	cfg := jetstream.StreamConfig{Name: "BENCH_RAW_" + id, Subjects: []string{"benchraw." + id + ".*"},
 		Storage: jetstream.FileStorage, Replicas: tc.Replicas, MaxAge: time.Hour, Duplicates: tc.Duplicates}
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		return 0, 0, err
+	stream, err := js.CreateStream(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = js.DeleteStream(dctx, cfg.Name)
 	}()
-
+	rep := &rawReport{Replicas: cfg.Replicas}
 	duration := min(c.Duration, 10*time.Second)
 	fmt.Fprintf(c.Progress, "raw JetStream: publishing to scratch stream %s (R%d) for %s\n", cfg.Name, cfg.Replicas, duration)
-	// As many publishers as the gateway run has producers, each with a
-	// batch in flight at a time, as the gateway publishes a request.
+	published, err := rawPublish(ctx, js, c, id, "a", duration)
+	if err != nil {
+		return nil, err
+	}
+	rep.Publish = float64(published) / duration.Seconds()
+	if c.Consumers == 0 {
+		return rep, nil
+	}
+
+	fmt.Fprintf(c.Progress, "raw JetStream: publishing and consuming with %d consumers for %s\n", c.Consumers, duration)
+	var consumed atomic.Int64
+	var ccs []jetstream.ConsumeContext
+	defer func() {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+	}()
+	for p := 0; p < broker.Partitions; p++ {
+		cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw" + strconv.Itoa(p),
+			FilterSubject: "benchraw." + id + "." + strconv.Itoa(p), DeliverPolicy: jetstream.DeliverNewPolicy,
+			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 128, Replicas: cfg.Replicas, AckWait: 30 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if m.Ack() == nil {
+				consumed.Add(1)
+			}
+		}, jetstream.PullMaxMessages(128))
+		if err != nil {
+			return nil, err
+		}
+		ccs = append(ccs, cc)
+	}
+	start := time.Now()
+	published, err = rawPublish(ctx, js, c, id, "b", duration)
+	if err != nil {
+		return nil, err
+	}
+	rep.Published = float64(published) / duration.Seconds()
+	last, lastChange := consumed.Load(), time.Now()
+	for consumed.Load() < published && time.Since(lastChange) < 5*time.Second && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		if n := consumed.Load(); n != last {
+			last, lastChange = n, time.Now()
+		}
+	}
+	rep.Consumed = float64(consumed.Load()) / time.Since(start).Seconds()
+	return rep, nil
+}
+
+// rawPublish publishes for d with as many publishers as the gateway run
+// has producers, each with a batch in flight at a time, as the gateway
+// publishes a request, and returns the events acknowledged.
+func rawPublish(ctx context.Context, js jetstream.JetStream, c benchConfig, id, phase string, d time.Duration) (int64, error) {
 	start := time.Now()
 	var acked atomic.Int64
 	var firstErr error
@@ -282,8 +393,8 @@ func rawPublishRate(ctx context.Context, c benchConfig) (float64, int, error) {
 			defer wg.Done()
 			var buf bytes.Buffer
 			rng := rand.New(rand.NewPCG(uint64(w), 2))
-			producer := "raw" + strconv.Itoa(w)
-			for seq := 0; time.Since(start) < duration && ctx.Err() == nil; {
+			producer := "raw" + phase + strconv.Itoa(w)
+			for seq := 0; time.Since(start) < d && ctx.Err() == nil; {
 				futures := make([]jetstream.PubAckFuture, 0, c.Batch)
 				for i := 0; i < c.Batch; i++ {
 					buf.Reset()
@@ -314,8 +425,5 @@ func rawPublishRate(ctx context.Context, c benchConfig) (float64, int, error) {
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return 0, 0, firstErr
-	}
-	return float64(acked.Load()) / time.Since(start).Seconds(), cfg.Replicas, nil
+	return acked.Load(), firstErr
 }
