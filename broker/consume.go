@@ -95,6 +95,7 @@ type Subscription struct {
 	types       []string
 	consumers   map[partKey]jetstream.Consumer
 	members     *membership // nil unless spread
+	origin      string      // random: names s in its settlement announcements
 
 	pullMu  sync.Mutex
 	pullers map[partKey]*puller
@@ -162,8 +163,8 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	}
 	s := &Subscription{
 		n: n, client: cl, group: o.Group, maxDeliver: maxDeliver, maxInFlight: o.MaxInFlight,
-		pullWait: pollPullWait,
-		types:    types, consumers: consumers,
+		pullWait: pollPullWait, origin: newMemberID(),
+		types: types, consumers: consumers,
 		pullers: make(map[partKey]*puller), lastDone: make(map[partKey]chan struct{}),
 		parts: make(map[string]*partState), pending: make(map[string]*entry),
 		wake: make(chan struct{}, 1),
@@ -353,21 +354,24 @@ func (s *Subscription) markReady(e *entry) {
 // Settle settles deliveries (see Node.Settle) and lets the next events of
 // their keys go.
 func (s *Subscription) Settle(ctx context.Context, st Settlement) SettleResult {
-	res := s.n.settle(ctx, s.client, st)
+	res, refs := s.n.settle(ctx, s.client, st)
 	s.mu.Lock()
-	for _, id := range res.Succeeded {
-		s.resolve(st.Op, id)
+	for _, r := range refs {
+		s.resolveRef(st.Op, r)
 	}
 	s.mu.Unlock()
 	// Another instance may hold some of these events now (they timed
 	// out, or the partition moved).
-	s.n.announce(st.Op, res.Succeeded)
+	s.n.announce(st.Op, res.Succeeded, refs, s.origin)
 	return res
 }
 
 // onSettled learns of settlements made through another request, maybe on
 // another node: "<op> <ack id> <ack id> …".
 func (s *Subscription) onSettled(m *nats.Msg) {
+	if m.Header.Get(originHeader) == s.origin {
+		return // settled through s, which took note then
+	}
 	f := strings.Fields(string(m.Data))
 	if len(f) < 2 {
 		return
@@ -381,10 +385,13 @@ func (s *Subscription) onSettled(m *nats.Msg) {
 
 // resolve records that the delivery id was settled with op; s.mu is held.
 func (s *Subscription) resolve(op SettleOp, id string) {
-	r, err := parseAckID(id)
-	if err != nil {
-		return
+	if r, err := parseAckID(id); err == nil {
+		s.resolveRef(op, r)
 	}
+}
+
+// resolveRef is resolve of a parsed ack id; s.mu is held.
+func (s *Subscription) resolveRef(op SettleOp, r ackRef) {
 	key := ackKeyFor(r.stream, r.consumer, r.seq)
 	if _, ok := s.pending[key]; ok {
 		delete(s.pending, key)

@@ -3,11 +3,14 @@ package broker
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Ack ids. An ack id is the base64url (unpadded) form of the JetStream ack
@@ -87,36 +90,62 @@ func ackKeyOf(id string) string {
 	return r.stream + " " + r.consumer + " " + strconv.FormatUint(r.seq, 10)
 }
 
+var (
+	errMalformedAckID = errors.New("malformed ack id")
+	errUnknownAckID   = errors.New("unknown ack id")
+)
+
+// parseAckID parses an ack id: the base64url of a JetStream ack subject
+// whose consumer is a group's. It runs several times per settled event
+// (settling, and each instance that learns of it), so it splits the
+// subject in place rather than through strings.Split.
 func parseAckID(id string) (ackRef, error) {
 	b, err := base64.RawURLEncoding.DecodeString(id)
 	if err != nil || len(b) > 512 {
-		return ackRef{}, fmt.Errorf("malformed ack id")
+		return ackRef{}, errMalformedAckID
 	}
 	reply := string(b)
-	toks := strings.Split(reply, ".")
-	for _, t := range toks {
-		if t == "" || strings.ContainsAny(t, "*> \t\r\n") {
-			return ackRef{}, fmt.Errorf("malformed ack id")
+	if strings.ContainsAny(reply, "*> \t\r\n") {
+		return ackRef{}, errMalformedAckID
+	}
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
+	// $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.… (12).
+	var toks [12]string
+	n := 0
+	for rest := reply; ; n++ {
+		i := strings.IndexByte(rest, '.')
+		t := rest
+		if i >= 0 {
+			t = rest[:i]
 		}
+		if t == "" || n == len(toks) {
+			return ackRef{}, errMalformedAckID
+		}
+		toks[n] = t
+		if i < 0 {
+			n++
+			break
+		}
+		rest = rest[i+1:]
 	}
 	var r ackRef
 	var rest []string
 	switch {
-	case len(toks) == 9 && toks[0] == "$JS" && toks[1] == "ACK":
-		r.stream, r.consumer, rest = toks[2], toks[3], toks[4:]
-	case len(toks) >= 11 && toks[0] == "$JS" && toks[1] == "ACK":
-		r.stream, r.consumer, rest = toks[4], toks[5], toks[6:]
+	case n == 9 && toks[0] == "$JS" && toks[1] == "ACK":
+		r.stream, r.consumer, rest = toks[2], toks[3], toks[4:n]
+	case n >= 11 && toks[0] == "$JS" && toks[1] == "ACK":
+		r.stream, r.consumer, rest = toks[4], toks[5], toks[6:n]
 	default:
-		return ackRef{}, fmt.Errorf("malformed ack id")
+		return ackRef{}, errMalformedAckID
 	}
 	dc, err1 := strconv.Atoi(rest[0])
 	seq, err2 := strconv.ParseUint(rest[1], 10, 64)
 	if err1 != nil || err2 != nil {
-		return ackRef{}, fmt.Errorf("malformed ack id")
+		return ackRef{}, errMalformedAckID
 	}
 	client, group, p, ok := parseConsumerName(r.consumer)
 	if !ok {
-		return ackRef{}, fmt.Errorf("malformed ack id")
+		return ackRef{}, errMalformedAckID
 	}
 	r.reply, r.client, r.group, r.partition, r.delivered, r.seq = reply, client, group, p, dc, seq
 	return r, nil
@@ -129,14 +158,14 @@ func ownAckID(cl *Client, id string) (ackRef, error) {
 		return r, err
 	}
 	if r.client != cl.ID {
-		return r, fmt.Errorf("unknown ack id")
+		return r, errUnknownAckID
 	}
 	for _, t := range cl.Consume {
-		if StreamName(t) == r.stream {
+		if streamNameIs(t, r.stream) {
 			return r, nil
 		}
 	}
-	return r, fmt.Errorf("unknown ack id")
+	return r, errUnknownAckID
 }
 
 // Settle acknowledges, releases or kills the deliveries named by ack ids.
@@ -144,8 +173,8 @@ func ownAckID(cl *Client, id string) (ackRef, error) {
 // or the store did not answer). Settling an event that was settled already
 // or redelivered since succeeds or is a no-op: JetStream keeps the state.
 func (n *Node) Settle(ctx context.Context, cl *Client, st Settlement) SettleResult {
-	res := n.settle(ctx, cl, st)
-	n.announce(st.Op, res.Succeeded)
+	res, refs := n.settle(ctx, cl, st)
+	n.announce(st.Op, res.Succeeded, refs, "")
 	return res
 }
 
@@ -156,21 +185,30 @@ func settledSubject(client, group string) string {
 	return "_mevents.settled." + client + "." + group
 }
 
-// announce publishes settled ack ids on their groups' settledSubject.
-func (n *Node) announce(op SettleOp, ids []string) {
+// originHeader of an announcement names the subscription that settled the
+// events (when one did): it has taken note of them already.
+const originHeader = "Mevents-Origin"
+
+// announce publishes settled ack ids (refs, their parsed forms) on their
+// groups' settledSubject; origin is the settling subscription or "".
+func (n *Node) announce(op SettleOp, ids []string, refs []ackRef, origin string) {
 	byGroup := map[string][]string{}
-	for _, id := range ids {
-		if r, err := parseAckID(id); err == nil {
-			subj := settledSubject(r.client, r.group)
-			byGroup[subj] = append(byGroup[subj], id)
-		}
+	for i, id := range ids {
+		subj := settledSubject(refs[i].client, refs[i].group)
+		byGroup[subj] = append(byGroup[subj], id)
 	}
 	for subj, ids := range byGroup {
-		_ = n.nc.Publish(subj, []byte(string(op)+" "+strings.Join(ids, " ")))
+		m := &nats.Msg{Subject: subj, Data: []byte(string(op) + " " + strings.Join(ids, " "))}
+		if origin != "" {
+			m.Header = nats.Header{originHeader: {origin}}
+		}
+		_ = n.nc.PublishMsg(m)
 	}
 }
 
-func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) SettleResult {
+// settle settles st's ids and returns the result with the parsed forms of
+// the succeeded ids, in their order.
+func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) (SettleResult, []ackRef) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, settleTimeout)
@@ -180,6 +218,7 @@ func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) SettleResu
 	// leader to confirm (a replicated write), so one after the other a
 	// frame of a hundred acks would take a hundred round trips.
 	errs := make([]error, len(st.AckIDs))
+	parsed := make([]ackRef, len(st.AckIDs))
 	sem := make(chan struct{}, settleConcurrency)
 	var wg sync.WaitGroup
 	for i, id := range st.AckIDs {
@@ -187,25 +226,27 @@ func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) SettleResu
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = n.settleOne(ctx, cl, st, id)
+			parsed[i], errs[i] = n.settleOne(ctx, cl, st, id)
 		}()
 	}
 	wg.Wait()
 	res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
+	refs := make([]ackRef, 0, len(st.AckIDs))
 	for i, id := range st.AckIDs {
 		if errs[i] != nil {
 			res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: errs[i].Error()})
 			continue
 		}
 		res.Succeeded = append(res.Succeeded, id)
+		refs = append(refs, parsed[i])
 	}
-	return res
+	return res, refs
 }
 
-func (n *Node) settleOne(ctx context.Context, cl *Client, st Settlement, id string) error {
+func (n *Node) settleOne(ctx context.Context, cl *Client, st Settlement, id string) (ackRef, error) {
 	r, err := ownAckID(cl, id)
 	if err != nil {
-		return err
+		return r, err
 	}
 	var body string
 	switch st.Op {
@@ -223,17 +264,17 @@ func (n *Node) settleOne(ctx context.Context, cl *Client, st Settlement, id stri
 		}
 		if err := n.buryDelivery(ctx, r.reply, OriginConsumer, reason, -1); err != nil {
 			n.log.Error("move to dead events", "consumer", r.consumer, "seq", r.seq, "err", err)
-			return fmt.Errorf("the event store is unavailable")
+			return r, fmt.Errorf("the event store is unavailable")
 		}
-		return nil
+		return r, nil
 	default:
-		return fmt.Errorf("unknown operation %q", st.Op)
+		return r, fmt.Errorf("unknown operation %q", st.Op)
 	}
 	if err := n.ackRequest(ctx, r.reply, body); err != nil {
 		n.log.Warn("settle", "op", st.Op, "consumer", r.consumer, "seq", r.seq, "err", err)
-		return fmt.Errorf("the event store did not confirm")
+		return r, fmt.Errorf("the event store did not confirm")
 	}
-	return nil
+	return r, nil
 }
 
 // ackRequest sends an acknowledgement (ACK, NAK, TERM) and waits for

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,11 +49,24 @@ const (
 	pinnedTTL     = 10 * time.Second
 )
 
-var groupName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// validGroupName reports whether g is 1 to 64 of A-Z a-z 0-9 _ -.
+func validGroupName(g string) bool {
+	if len(g) == 0 || len(g) > 64 {
+		return false
+	}
+	for i := 0; i < len(g); i++ {
+		switch c := g[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidGroup returns an *Error (CodeInvalid) unless g is a valid group name.
 func ValidGroup(g string) error {
-	if !groupName.MatchString(g) {
+	if !validGroupName(g) {
 		return Errorf(CodeInvalid, "group %q is not valid: use 1 to 64 of A-Z a-z 0-9 _ -", g)
 	}
 	return nil
@@ -93,7 +105,7 @@ func parseConsumerName(name string) (client, group string, p int, ok bool) {
 	}
 	group = rest[:j]
 	p, err = strconv.Atoi(rest[j+1:])
-	if err != nil || p < 0 || p >= Partitions || !groupName.MatchString(group) {
+	if err != nil || p < 0 || p >= Partitions || !validGroupName(group) {
 		return "", "", 0, false
 	}
 	return client, group, p, true
