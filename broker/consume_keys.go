@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -234,6 +236,12 @@ func (n *Node) readSkips(ctx context.Context, stream, consumer string, seq uint6
 	return k
 }
 
+// skipsConcurrency bounds the hidden-delivery records written or deleted
+// at once: one at a time, a puller giving up 128 held events waited for
+// 128 replicated writes before releasing them (seconds under load, past
+// hide's deadline).
+const skipsConcurrency = 32
+
 // writeSkips records the hidden deliveries of events.
 func (n *Node) writeSkips(ctx context.Context, stream, consumer string, counts map[uint64]int) {
 	if len(counts) == 0 {
@@ -244,11 +252,13 @@ func (n *Node) writeSkips(ctx context.Context, stream, consumer string, counts m
 		n.log.Warn("record hidden deliveries", "consumer", consumer, "err", err)
 		return
 	}
-	for seq, k := range counts {
-		if _, err := kv.Put(ctx, skipsKey(stream, consumer, seq), []byte(strconv.Itoa(k))); err != nil {
+	seqs := slices.Collect(maps.Keys(counts))
+	concurrently(len(seqs), skipsConcurrency, func(i int) {
+		seq := seqs[i]
+		if _, err := kv.Put(ctx, skipsKey(stream, consumer, seq), []byte(strconv.Itoa(counts[seq]))); err != nil {
 			n.log.Warn("record hidden deliveries", "consumer", consumer, "seq", seq, "err", err)
 		}
-	}
+	})
 }
 
 // dropSkips forgets the hidden deliveries of settled events.
@@ -260,7 +270,21 @@ func (n *Node) dropSkips(ctx context.Context, keys []string) {
 	if err != nil {
 		return
 	}
-	for _, k := range keys {
-		_ = kv.Purge(ctx, k)
+	concurrently(len(keys), skipsConcurrency, func(i int) { _ = kv.Purge(ctx, keys[i]) })
+}
+
+// concurrently calls f(0) … f(n-1), at most limit at once, and returns
+// when all calls have.
+func concurrently(n, limit int, f func(i int)) {
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
 	}
+	wg.Wait()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -219,17 +218,9 @@ func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) (SettleRes
 	// frame of a hundred acks would take a hundred round trips.
 	errs := make([]error, len(st.AckIDs))
 	parsed := make([]ackRef, len(st.AckIDs))
-	sem := make(chan struct{}, settleConcurrency)
-	var wg sync.WaitGroup
-	for i, id := range st.AckIDs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			parsed[i], errs[i] = n.settleOne(ctx, cl, st, id)
-		}()
-	}
-	wg.Wait()
+	concurrently(len(st.AckIDs), settleConcurrency, func(i int) {
+		parsed[i], errs[i] = n.settleOne(ctx, cl, st, st.AckIDs[i])
+	})
 	res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
 	refs := make([]ackRef, 0, len(st.AckIDs))
 	for i, id := range st.AckIDs {
