@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +282,16 @@ func TestProduceDeduplicates(t *testing.T) {
 func TestProduceRejects(t *testing.T) {
 	e := newEnv(t)
 	big := `{"specversion":"1.0","type":"` + smallType + `","source":"/s","id":"big","data":"` + strings.Repeat("x", 400) + `"}`
+	// A batch large enough to be checked in parallel, with violations
+	// spread over it: they are reported in event order all the same.
+	var large []string
+	for i := range 40 {
+		idnp := "2000000000001"
+		if i == 5 || i == 22 || i == 39 {
+			idnp = "123"
+		}
+		large = append(large, person("l"+strconv.Itoa(i), idnp))
+	}
 	tests := []struct {
 		name        string
 		client      string
@@ -295,6 +306,12 @@ func TestProduceRejects(t *testing.T) {
 				{Index: 1, ID: "bad", Pointer: "/data/idnp", Keyword: "pattern"},
 				{Index: 2, ID: "nodata", Pointer: "/data/birthDate", Keyword: "format"},
 				{Index: 2, ID: "nodata", Pointer: "/data/firstName", Keyword: "required"},
+			}},
+		{"schema violations in a large batch", "producer", "application/cloudevents-batch+json", "[" + strings.Join(large, ",") + "]",
+			400, []broker.Problem{
+				{Index: 5, ID: "l5", Pointer: "/data/idnp", Keyword: "pattern"},
+				{Index: 22, ID: "l22", Pointer: "/data/idnp", Keyword: "pattern"},
+				{Index: 39, ID: "l39", Pointer: "/data/idnp", Keyword: "pattern"},
 			}},
 		{"malformed event", "producer", "application/cloudevents+json", `{"specversion":"0.3","type":"` + personType + `","source":"/s","id":"x","data":{}}`,
 			400, []broker.Problem{{Index: 0, ID: "x", Pointer: "/specversion", Keyword: "specversion"}}},
