@@ -77,3 +77,31 @@ func BenchmarkParseAckID(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseAckID: ack ids come from clients. Parsing never panics, and what
+// parses names a group's consumer and parses the same again from its
+// subject.
+func FuzzParseAckID(f *testing.F) {
+	consumer := consumerName("civil-registry", "billing_2", 7)
+	for _, reply := range []string{
+		"$JS.ACK.EV_a_b." + consumer + ".3.42.40.1700000000.5",
+		"$JS.ACK.hub.ACCHASH.EV_a_b." + consumer + ".1.9.9.1700000000.0.xyz",
+		"$JS.ACK.EV_a_b.*.3.42.40.1700000000.5",
+	} {
+		f.Add(encodeAckID(reply))
+	}
+	f.Add("bm9wZQ")
+	f.Fuzz(func(t *testing.T, id string) {
+		r, err := parseAckID(id)
+		if err != nil {
+			return
+		}
+		if consumerName(r.client, r.group, r.partition) != r.consumer {
+			t.Fatalf("consumer %q is not the name of (%q, %q, %d)", r.consumer, r.client, r.group, r.partition)
+		}
+		again, err := parseAckID(encodeAckID(r.reply))
+		if err != nil || again != r {
+			t.Fatalf("%q parsed as %+v, its subject as %+v, %v", id, r, again, err)
+		}
+	})
+}
