@@ -62,7 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.InFlight, "in-flight", 16, "with --rate: requests each producer may have in flight, so slow answers do not lower the rate offered")
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "run this long before measuring (connections, the group's first rebalance); its events are left out of the figures")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", 1000, "maxInFlight of each WebSocket consumer")
-	fs.StringVar(&c.NATS, "nats", "", "operator NATS URL (tls://host:4222) to measure raw JetStream publishing too")
+	fs.StringVar(&c.NATS, "nats", "", "operator NATS URL (tls://host:4222) to measure JetStream itself too: publishing, and with consumers publishing and consuming at once")
 	fs.StringVar(&c.NATSUser, "nats-user", "ops", "operator user")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "operator password")
 	if err := fs.Parse(args); err != nil {
