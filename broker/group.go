@@ -83,6 +83,14 @@ func consumerName(client, group string, p int) string {
 	return "g" + strconv.Itoa(len(client)) + "_" + client + "_" + group + "_" + strconv.Itoa(p)
 }
 
+// ConsumerGroup returns the client and group whose JetStream consumer is
+// named name; ok is false for other consumers. Tools that delete a group
+// through the operator port use it.
+func ConsumerGroup(name string) (client, group string, ok bool) {
+	client, group, _, ok = parseConsumerName(name)
+	return client, group, ok
+}
+
 // parseConsumerName is the inverse of consumerName; ok is false for names
 // of other consumers.
 func parseConsumerName(name string) (client, group string, p int, ok bool) {

@@ -91,6 +91,7 @@ type benchReport struct {
 	ProduceTime, DeliverTime   time.Duration
 	EndToEnd, Request          latencies
 	Raw                        *rawReport // nil when not measured
+	Group                      string     // the consumers' group
 	ProduceRate, DeliveredRate float64
 }
 
@@ -153,7 +154,7 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 	if err := c.load(); err != nil {
 		return nil, err
 	}
-	rep := &benchReport{Config: c}
+	rep := &benchReport{Config: c, Group: "bench-" + randomHex(4)}
 	if c.NATS != "" {
 		raw, err := rawRates(ctx, c)
 		if err != nil {
@@ -165,7 +166,7 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var consumers []*benchConsumer
-	group := "bench-" + randomHex(4)
+	group := rep.Group
 	for i := 0; i < c.Consumers; i++ {
 		bc, err := dialConsumer(ctx, c, c.APIs[i%len(c.APIs)], group)
 		if err != nil {
@@ -263,6 +264,13 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 		}
 	}
 	consumers = nil
+	if c.NATS != "" && c.Consumers > 0 {
+		// The group's consumers would otherwise stay for the type's
+		// retention and a day, each a replicated Raft group.
+		if err := deleteGroup(c, group); err != nil {
+			fmt.Fprintf(c.Progress, "bench group %s not deleted: %v\n", group, err)
+		}
+	}
 	rep.Request.sort()
 	rep.EndToEnd.sort()
 	rep.ProduceRate = float64(rep.Produced) / rep.ProduceTime.Seconds()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -278,6 +279,49 @@ func (b *benchConsumer) close() {
 		_ = b.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done"), time.Now().Add(time.Second))
 		_ = b.conn.Close()
 	})
+}
+
+// deleteGroup deletes the JetStream consumers of the bench's group, through
+// the operator port. A node whose instance has not yet seen its WebSocket
+// close may recreate a consumer it still pulls from, so what is back after
+// a pull's wait is deleted again.
+func deleteGroup(c benchConfig, group string) error {
+	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw.Clone()), nats.Name("mevents bench"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
+	if err != nil {
+		return err
+	}
+	for round := 0; round < 2; round++ {
+		if round > 0 {
+			time.Sleep(3 * time.Second)
+		}
+		names := stream.ConsumerNames(ctx)
+		var mine []string
+		for name := range names.Name() {
+			if _, g, ok := broker.ConsumerGroup(name); ok && g == group {
+				mine = append(mine, name)
+			}
+		}
+		if err := names.Err(); err != nil {
+			return err
+		}
+		for _, name := range mine {
+			if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // rawReport is what JetStream itself does with the bench's events.

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mevents/mevents/broker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBenchEventFitsSchema: the bench's events are what its schema accepts,
@@ -59,6 +63,25 @@ func TestBench(t *testing.T) {
 	}
 	if r.Raw == nil || r.Raw.Publish <= 0 || r.Raw.Published <= 0 || r.Raw.Consumed <= 0 || len(r.EndToEnd) != 600 || len(r.Request) != 12 {
 		t.Fatalf("raw %+v, %d latencies, %d request latencies", r.Raw, len(r.EndToEnd), len(r.Request))
+	}
+	// With operator credentials the bench deletes its group afterwards.
+	if err := c.load(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range stream.ConsumerNames(ctx).Name() {
+		if _, g, ok := broker.ConsumerGroup(name); ok && g == r.Group {
+			t.Fatalf("consumer %s of the bench group %s is left", name, r.Group)
+		}
 	}
 	var out bytes.Buffer
 	r.print(&out)
