@@ -612,6 +612,7 @@ func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error)
 func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstream.Msg) {
 	metas := make([]*jetstream.MsgMetadata, len(msgs))
 	skips := make([]int, len(msgs))
+	var unknown []int // redeliveries of events not held here: their hidden deliveries are in KV
 	for i, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -625,10 +626,14 @@ func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstr
 			e := ps.bySeq[meta.Sequence.Stream]
 			s.mu.Unlock()
 			if e == nil {
-				skips[i] = s.n.readSkips(ctx, ps.stream, ps.consumer, meta.Sequence.Stream)
+				unknown = append(unknown, i)
 			}
 		}
 	}
+	concurrently(len(unknown), skipsConcurrency, func(k int) {
+		i := unknown[k]
+		skips[i] = s.n.readSkips(ctx, ps.stream, ps.consumer, metas[i].Sequence.Stream)
+	})
 	now := time.Now()
 	var bury []*entry
 	s.mu.Lock()
@@ -704,7 +709,11 @@ func (s *Subscription) settled(e *entry) {
 // hide releases deliveries the client never saw, recording them as hidden
 // first so that the next puller counts them out.
 func (s *Subscription) hide(ps *partState, msgs []jetstream.Msg) {
-	counts := map[uint64]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	seqs := make([]uint64, 0, len(msgs))
+	known := make([]int, 0, len(msgs))
+	var unknown []int // indexes in seqs of redeliveries whose hidden deliveries are in KV
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -717,12 +726,18 @@ func (s *Subscription) hide(ps *partState, msgs []jetstream.Msg) {
 		}
 		s.mu.Unlock()
 		if k == 0 && meta.NumDelivered > 1 {
-			k = s.n.readSkips(context.Background(), ps.stream, ps.consumer, meta.Sequence.Stream)
+			unknown = append(unknown, len(seqs))
 		}
-		counts[meta.Sequence.Stream] = k + 1
+		seqs, known = append(seqs, meta.Sequence.Stream), append(known, k)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	concurrently(len(unknown), skipsConcurrency, func(j int) {
+		i := unknown[j]
+		known[i] = s.n.readSkips(ctx, ps.stream, ps.consumer, seqs[i])
+	})
+	counts := make(map[uint64]int, len(seqs))
+	for i, seq := range seqs {
+		counts[seq] = known[i] + 1
+	}
 	s.n.writeSkips(ctx, ps.stream, ps.consumer, counts)
 	for _, m := range msgs {
 		_ = m.Nak()
