@@ -32,23 +32,29 @@ func TestBenchEvent(t *testing.T) {
 	}
 }
 
-// TestBench runs the bench command against a development system: the
-// events pass the bench type's schema, every produced event is delivered
-// to the WebSocket consumers, and the raw JetStream rate is measured.
-func TestBench(t *testing.T) {
-	m, dir := runDevSystem(t)
-	cfg := m.Config
+// devBench is a bench configuration against a development system: its
+// API, PKI and bench type.
+func devBench(m *Main, dir string, progress io.Writer) benchConfig {
 	pki := filepath.Join(dir, "pki")
-	var progress bytes.Buffer
-	c := benchConfig{
+	return benchConfig{
 		APIs: []string{"https://" + m.API.Addr()}, CA: filepath.Join(pki, "ca.pem"),
 		Cert: filepath.Join(pki, "demo-producer.pem"), Key: filepath.Join(pki, "demo-producer-key.pem"),
 		ConsumerCert: filepath.Join(pki, "demo-consumer.pem"), ConsumerKey: filepath.Join(pki, "demo-consumer-key.pem"),
-		Type: "org.mevents.bench", Producers: 2, Consumers: 2, Batch: 50, Size: 1024, Keys: 20,
-		Duration: time.Second, Count: 600, MaxInFlight: 100,
-		NATS: "tls://" + m.Node.OperatorAddr(), NATSUser: cfg.NATS.Operators[0].User, NATSPassword: cfg.NATS.Operators[0].Password,
-		Progress: &progress,
+		Type: "org.mevents.bench", Keys: 20, MaxInFlight: 100, Progress: progress,
 	}
+}
+
+// TestBench runs the bench command against a development system: the
+// events pass the bench type's schema, every produced event is delivered
+// to the WebSocket consumers, the raw JetStream rates are measured, and
+// the bench group is deleted afterwards.
+func TestBench(t *testing.T) {
+	m, dir := runDevSystem(t)
+	cfg := m.Config
+	var progress bytes.Buffer
+	c := devBench(m, dir, &progress)
+	c.Producers, c.Consumers, c.Batch, c.Size, c.Duration, c.Count = 2, 2, 50, 1024, time.Second, 600
+	c.NATS, c.NATSUser, c.NATSPassword = "tls://"+m.Node.OperatorAddr(), cfg.NATS.Operators[0].User, cfg.NATS.Operators[0].Password
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := bench(ctx, c)
@@ -138,15 +144,10 @@ func TestWatch(t *testing.T) {
 // out of every figure.
 func TestBenchWarmupAndRate(t *testing.T) {
 	m, dir := runDevSystem(t)
-	pki := filepath.Join(dir, "pki")
 	var progress bytes.Buffer
-	c := benchConfig{
-		APIs: []string{"https://" + m.API.Addr()}, CA: filepath.Join(pki, "ca.pem"),
-		Cert: filepath.Join(pki, "demo-producer.pem"), Key: filepath.Join(pki, "demo-producer-key.pem"),
-		ConsumerCert: filepath.Join(pki, "demo-consumer.pem"), ConsumerKey: filepath.Join(pki, "demo-consumer-key.pem"),
-		Type: "org.mevents.bench", Producers: 2, Consumers: 1, Batch: 10, Size: 512, Keys: 20,
-		Count: 300, Rate: 400, InFlight: 4, Warmup: 500 * time.Millisecond, MaxInFlight: 100, Progress: &progress,
-	}
+	c := devBench(m, dir, &progress)
+	c.Producers, c.Consumers, c.Batch, c.Size, c.Count = 2, 1, 10, 512, 300
+	c.Rate, c.InFlight, c.Warmup = 400, 4, 500*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := bench(ctx, c)
