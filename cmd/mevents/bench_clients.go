@@ -281,20 +281,31 @@ func (b *benchConsumer) close() {
 	})
 }
 
+// operatorJetStream connects to the operator port with the operator's
+// credentials; the caller closes the connection.
+func (c benchConfig) operatorJetStream(opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw.Clone()), nats.Name("mevents bench"))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 // deleteGroup deletes the JetStream consumers of the bench's group, through
 // the operator port. A node whose instance has not yet seen its WebSocket
 // close may recreate a consumer it still pulls from, so what is back after
 // a pull's wait is deleted again.
 func deleteGroup(c benchConfig, group string) error {
-	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw.Clone()), nats.Name("mevents bench"))
+	nc, js, err := c.operatorJetStream()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
@@ -342,15 +353,11 @@ type rawReport struct {
 // stream's replicas, explicit acks, 128 unacknowledged at most) and
 // acknowledge each. The stream is deleted afterwards.
 func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
-	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw.Clone()), nats.Name("mevents bench"))
+	nc, js, err := c.operatorJetStream(jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return nil, err
-	}
 	typeStream, err := js.Stream(ctx, broker.StreamName(c.Type))
 	if err != nil {
 		return nil, fmt.Errorf("stream of %s: %w", c.Type, err)

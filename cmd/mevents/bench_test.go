@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/mevents/mevents/broker"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBenchEventFitsSchema: the bench's events are what its schema accepts,
@@ -74,12 +72,11 @@ func TestBench(t *testing.T) {
 	if err := c.load(); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.NATS, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Secure(c.raw))
+	nc, js, err := c.operatorJetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
 	if err != nil {
 		t.Fatal(err)
