@@ -62,7 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.InFlight, "in-flight", 16, "with --rate: requests each producer may have in flight, so slow answers do not lower the rate offered")
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "run this long before measuring (connections, the group's first rebalance); its events are left out of the figures")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", 1000, "maxInFlight of each WebSocket consumer")
-	fs.StringVar(&c.NATS, "nats", "", "operator NATS URL (tls://host:4222) to measure JetStream itself too: publishing, and with consumers publishing and consuming at once")
+	fs.StringVar(&c.NATS, "nats", "", "operator NATS URL (tls://host:4222) to measure JetStream itself too, with the same events and pace: publishing, and with consumers publishing and consuming at once (with --rate: their latencies)")
 	fs.StringVar(&c.NATSUser, "nats-user", "ops", "operator user")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "operator password")
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +109,19 @@ func (r *benchReport) print(w io.Writer) {
 		fmt.Fprintf(w, "delivered  %d events in %s: %.0f events/s\n", r.Delivered, r.DeliverTime.Round(time.Millisecond), r.DeliveredRate)
 		fmt.Fprintf(w, "end-to-end latency p50 %s  p90 %s  p99 %s\n", r.EndToEnd.q(0.5), r.EndToEnd.q(0.9), r.EndToEnd.q(0.99))
 	}
-	if raw := r.Raw; raw != nil {
+	raw := r.Raw
+	switch {
+	case raw == nil:
+	case c.Rate > 0:
+		// At a rate the rates are the same; the latencies compare.
+		fmt.Fprintf(w, "raw        JetStream at the same rate, publishing alone (R%d): %.0f events/s, request latency p50 %s  p90 %s  p99 %s\n",
+			raw.Replicas, raw.Publish, raw.PublishLatency.q(0.5), raw.PublishLatency.q(0.9), raw.PublishLatency.q(0.99))
+		if raw.Consumed > 0 {
+			fmt.Fprintf(w, "raw        JetStream at the same rate, publishing and consuming (%d partition consumers, acks): %.0f events/s, request latency p50 %s  p90 %s  p99 %s, end-to-end latency p50 %s  p90 %s  p99 %s\n",
+				broker.Partitions, raw.Published, raw.PublishedLatency.q(0.5), raw.PublishedLatency.q(0.9), raw.PublishedLatency.q(0.99),
+				raw.EndToEnd.q(0.5), raw.EndToEnd.q(0.9), raw.EndToEnd.q(0.99))
+		}
+	default:
 		fmt.Fprintf(w, "raw        JetStream async publish of the same events (R%d): %.0f events/s; gateway/raw = %.2f\n",
 			raw.Replicas, raw.Publish, r.ProduceRate/raw.Publish)
 		if raw.Consumed > 0 {

@@ -64,40 +64,12 @@ func newProducer(c benchConfig, i int, api string) *benchProducer {
 		client: httpClient(c.producerTLS), rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
 }
 
-// run posts batches until the run's window ends: one request at a time as
-// fast as they are answered, or, with a rate, each on its schedule with up
-// to InFlight requests in flight, so a slow answer does not delay the
-// next request (an open loop: what a rate asks for is what is offered).
+// run posts batches until the run's window ends (see pace).
 func (p *benchProducer) run(ctx context.Context, r *benchRun) {
 	defer p.client.CloseIdleConnections()
 	c := r.c
-	var interval time.Duration
-	inFlight := 1
-	if c.Rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(c.Batch*c.Producers) / float64(c.Rate))
-		inFlight = max(1, c.InFlight)
-	}
-	slots := make(chan struct{}, inFlight)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	next := time.Now()
-	for seq := 0; ctx.Err() == nil; {
-		if interval > 0 {
-			if d := time.Until(next); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return
-				}
-			}
-			next = next.Add(interval)
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		now := time.Now()
+	seq := 0
+	pace(ctx, c, func(now time.Time) (func(), bool) {
 		measured := r.measures(now)
 		n := c.Batch
 		if measured && c.Count > 0 {
@@ -107,15 +79,56 @@ func (p *benchProducer) run(ctx context.Context, r *benchRun) {
 			}
 		}
 		if n <= 0 || measured && c.Count == 0 && now.After(r.until) {
-			<-slots
-			return
+			return nil, false
 		}
 		body, ct := p.batch(&seq, n, now)
+		return func() { p.send(ctx, r, body, ct, n, now, measured) }, true
+	})
+}
+
+// pace is one producer's request loop: without a rate, one request at a
+// time, as fast as they are answered; with c.Rate, each request on its
+// schedule (the rate is shared by c.Producers) with up to c.InFlight in
+// flight, so a slow answer does not delay the next request (an open loop:
+// what a rate asks for is what is offered). next is called at each
+// request's time and returns the request, or false to stop; pace returns
+// when every request it started has returned.
+func pace(ctx context.Context, c benchConfig, next func(now time.Time) (func(), bool)) {
+	var interval time.Duration
+	inFlight := 1
+	if c.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(c.Batch*c.Producers) / float64(c.Rate))
+		inFlight = max(1, c.InFlight)
+	}
+	slots := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	due := time.Now()
+	for ctx.Err() == nil {
+		if interval > 0 {
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return
+				}
+			}
+			due = due.Add(interval)
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		request, ok := next(time.Now())
+		if !ok {
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			p.send(ctx, r, body, ct, n, now, measured)
+			request()
 		}()
 	}
 }
@@ -174,6 +187,14 @@ func (p *benchProducer) send(ctx context.Context, r *benchRun, body []byte, ct s
 	p.latencies = append(p.latencies, time.Since(sent))
 	p.mu.Unlock()
 	r.produced.Add(int64(n))
+}
+
+// benchDelivery is what the bench reads of a delivered event.
+type benchDelivery struct {
+	AckID string `json:"ackid"`
+	Data  struct {
+		SentAt int64 `json:"sentAt"`
+	} `json:"data"`
 }
 
 // benchConsumer is one WebSocket instance of the bench group.
@@ -248,13 +269,7 @@ func (b *benchConsumer) run(r *benchRun) {
 			return
 		}
 		now := time.Now()
-		var ev struct {
-			Op    string `json:"op"`
-			AckID string `json:"ackid"`
-			Data  struct {
-				SentAt int64 `json:"sentAt"`
-			} `json:"data"`
-		}
+		var ev benchDelivery
 		if err := json.Unmarshal(msg, &ev); err != nil || ev.AckID == "" {
 			continue // a control reply
 		}
@@ -343,13 +358,18 @@ type rawReport struct {
 	// Published and Consumed are events/s while publishing and consuming
 	// at once (with consumers; 0 otherwise).
 	Published, Consumed float64
+	// PublishLatency is each batch's, from its publishing to its last
+	// acknowledgement, published alone; PublishedLatency while consumed
+	// too; EndToEnd each event's, from its publishing to its receipt.
+	PublishLatency, PublishedLatency, EndToEnd latencies
 }
 
 // rawRates publishes the bench's events straight to JetStream, on a
 // scratch stream with the replicas and deduplication window of the type's
-// stream, asynchronously with deduplication ids as the gateway does: first
-// alone, then, with consumers, while the same number of consumers take
-// them from durable consumers like a group's (one per partition, the
+// stream, asynchronously with deduplication ids as the gateway does, paced
+// like the bench's producers (as fast as acknowledged, or at the rate):
+// first alone, then, with consumers, while the same number of consumers
+// take them from durable consumers like a group's (one per partition, the
 // stream's replicas, explicit acks, 128 unacknowledged at most) and
 // acknowledge each. The stream is deleted afterwards.
 func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
@@ -378,18 +398,23 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 	rep := &rawReport{Replicas: cfg.Replicas}
 	duration := min(c.Duration, 10*time.Second)
 	fmt.Fprintf(c.Progress, "raw JetStream: publishing to scratch stream %s (R%d) for %s\n", cfg.Name, cfg.Replicas, duration)
-	published, err := rawPublish(ctx, js, c, id, "a", duration)
+	published, lat, err := rawPublish(ctx, js, c, id, "a", duration)
 	if err != nil {
 		return nil, err
 	}
-	rep.Publish = float64(published) / duration.Seconds()
+	rep.Publish, rep.PublishLatency = float64(published)/duration.Seconds(), lat
+	rep.PublishLatency.sort()
 	if c.Consumers == 0 {
 		return rep, nil
 	}
 
 	fmt.Fprintf(c.Progress, "raw JetStream: publishing and consuming with %d consumers for %s\n", c.Consumers, duration)
-	var consumed atomic.Int64
-	var ccs []jetstream.ConsumeContext
+	var (
+		consumed atomic.Int64
+		mu       sync.Mutex
+		e2e      latencies
+		ccs      []jetstream.ConsumeContext
+	)
 	defer func() {
 		for _, cc := range ccs {
 			cc.Stop()
@@ -403,8 +428,14 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 			return nil, err
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
+			now := time.Now()
+			var d benchDelivery
+			_ = json.Unmarshal(m.Data(), &d)
 			if m.Ack() == nil {
 				consumed.Add(1)
+				mu.Lock()
+				e2e = append(e2e, now.Sub(time.Unix(0, d.Data.SentAt)))
+				mu.Unlock()
 			}
 		}, jetstream.PullMaxMessages(128))
 		if err != nil {
@@ -413,11 +444,12 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 		ccs = append(ccs, cc)
 	}
 	start := time.Now()
-	published, err = rawPublish(ctx, js, c, id, "b", duration)
+	published, lat, err = rawPublish(ctx, js, c, id, "b", duration)
 	if err != nil {
 		return nil, err
 	}
-	rep.Published = float64(published) / duration.Seconds()
+	rep.Published, rep.PublishedLatency = float64(published)/duration.Seconds(), lat
+	rep.PublishedLatency.sort()
 	last, lastChange := consumed.Load(), time.Now()
 	for consumed.Load() < published && time.Since(lastChange) < 5*time.Second && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
@@ -426,55 +458,98 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 		}
 	}
 	rep.Consumed = float64(consumed.Load()) / time.Since(start).Seconds()
+	for _, cc := range ccs {
+		cc.Stop()
+	}
+	ccs = nil
+	mu.Lock()
+	rep.EndToEnd = slices.Clone(e2e)
+	mu.Unlock()
+	rep.EndToEnd.sort()
 	return rep, nil
 }
 
 // rawPublish publishes for d with as many publishers as the gateway run
-// has producers, each with a batch in flight at a time, as the gateway
-// publishes a request, and returns the events acknowledged.
-func rawPublish(ctx context.Context, js jetstream.JetStream, c benchConfig, id, phase string, d time.Duration) (int64, error) {
+// has producers, each paced like a producer (see pace), a batch published
+// asynchronously and waited for as the gateway publishes a request. It
+// returns the events acknowledged and each batch's latency.
+func rawPublish(ctx context.Context, js jetstream.JetStream, c benchConfig, id, phase string, d time.Duration) (int64, latencies, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	start := time.Now()
-	var acked atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
+	var (
+		acked    atomic.Int64
+		mu       sync.Mutex
+		lat      latencies
+		firstErr error
+		wg       sync.WaitGroup
+	)
 	for w := 0; w < c.Producers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf bytes.Buffer
 			rng := rand.New(rand.NewPCG(uint64(w), 2))
 			producer := "raw" + phase + strconv.Itoa(w)
-			for seq := 0; time.Since(start) < d && ctx.Err() == nil; {
-				futures := make([]jetstream.PubAckFuture, 0, c.Batch)
-				for i := 0; i < c.Batch; i++ {
+			var buf bytes.Buffer
+			seq := 0
+			pace(ctx, c, func(now time.Time) (func(), bool) {
+				if now.Sub(start) >= d {
+					return nil, false
+				}
+				msgs := make([]*nats.Msg, c.Batch)
+				for i := range msgs {
 					buf.Reset()
 					key := "k" + strconv.Itoa(rng.IntN(c.Keys))
-					benchEvent(&buf, c.Type, producer, seq, key, c.Size, time.Now())
-					msg := &nats.Msg{Subject: "benchraw." + id + "." + strconv.Itoa(broker.Partition(key)),
+					benchEvent(&buf, c.Type, producer, seq, key, c.Size, now)
+					msgs[i] = &nats.Msg{Subject: "benchraw." + id + "." + strconv.Itoa(broker.Partition(key)),
 						Data: bytes.Clone(buf.Bytes()), Header: nats.Header{jetstream.MsgIDHeader: {producer + "-" + strconv.Itoa(seq)}}}
-					f, err := js.PublishMsgAsync(msg)
-					if err != nil {
-						errOnce.Do(func() { firstErr = err })
-						return
-					}
-					futures = append(futures, f)
 					seq++
 				}
-				for _, f := range futures {
-					select {
-					case <-f.Ok():
-						acked.Add(1)
-					case err := <-f.Err():
-						errOnce.Do(func() { firstErr = err })
-						return
-					case <-ctx.Done():
+				return func() {
+					n, err := publishBatch(ctx, js, msgs)
+					acked.Add(n)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						if firstErr == nil {
+							firstErr = err
+						}
+						cancel()
 						return
 					}
-				}
-			}
+					if n == int64(len(msgs)) {
+						lat = append(lat, time.Since(now))
+					}
+				}, true
+			})
 		}()
 	}
 	wg.Wait()
-	return acked.Load(), firstErr
+	return acked.Load(), lat, firstErr
+}
+
+// publishBatch publishes msgs asynchronously and waits for their
+// acknowledgements; it returns how many were acknowledged, and the first
+// error (not ctx's).
+func publishBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (int64, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return 0, err
+		}
+		futures = append(futures, f)
+	}
+	var n int64
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+			n++
+		case err := <-f.Err():
+			return n, err
+		case <-ctx.Done():
+			return n, nil
+		}
+	}
+	return n, nil
 }

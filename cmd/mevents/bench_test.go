@@ -68,6 +68,12 @@ func TestBench(t *testing.T) {
 	if r.Raw == nil || r.Raw.Publish <= 0 || r.Raw.Published <= 0 || r.Raw.Consumed <= 0 || len(r.EndToEnd) != 600 || len(r.Request) != 12 {
 		t.Fatalf("raw %+v, %d latencies, %d request latencies", r.Raw, len(r.EndToEnd), len(r.Request))
 	}
+	// Every raw batch and consumed event has its latency.
+	if raw := r.Raw; len(raw.PublishLatency) == 0 || len(raw.PublishLatency)*c.Batch != int(raw.Publish*c.Duration.Seconds()) ||
+		len(raw.EndToEnd) != int(raw.Published*c.Duration.Seconds()) {
+		t.Fatalf("raw: %d batch latencies for %.0f events/s, %d end-to-end latencies for %.0f events/s consumed",
+			len(raw.PublishLatency), raw.Publish, len(raw.EndToEnd), raw.Consumed)
+	}
 	// With operator credentials the bench deletes its group afterwards.
 	if err := c.load(); err != nil {
 		t.Fatal(err)
@@ -138,13 +144,16 @@ func TestWatch(t *testing.T) {
 
 // TestBenchWarmupAndRate: with a rate, producers keep to the schedule with
 // requests in flight; what is sent during the warm-up is delivered but left
-// out of every figure.
+// out of every figure. JetStream itself is measured at the same rate.
 func TestBenchWarmupAndRate(t *testing.T) {
 	m, dir := runDevSystem(t)
 	var progress bytes.Buffer
 	c := devBench(m, dir, &progress)
 	c.Producers, c.Consumers, c.Batch, c.Size, c.Count = 2, 1, 10, 512, 300
 	c.Rate, c.InFlight, c.Warmup = 400, 4, 500*time.Millisecond
+	c.Duration = time.Second // of each raw measurement
+	cfg := m.Config
+	c.NATS, c.NATSUser, c.NATSPassword = "tls://"+m.Node.OperatorAddr(), cfg.NATS.Operators[0].User, cfg.NATS.Operators[0].Password
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := bench(ctx, c)
@@ -162,5 +171,23 @@ func TestBenchWarmupAndRate(t *testing.T) {
 	// must never be faster than the schedule.
 	if r.ProduceTime < 500*time.Millisecond {
 		t.Fatalf("300 events at 400/s produced in %s", r.ProduceTime)
+	}
+	// The raw runs keep to the rate too (400 events/s for a second is at
+	// most 40 batches of 10), each batch has its latency, and each
+	// consumed event its end-to-end latency.
+	raw := r.Raw
+	if raw == nil || len(raw.PublishLatency) == 0 || len(raw.PublishLatency) > 40 || len(raw.PublishLatency)*10 != int(raw.Publish) ||
+		len(raw.PublishedLatency) == 0 || len(raw.PublishedLatency) > 40 || len(raw.EndToEnd) != len(raw.PublishedLatency)*10 {
+		t.Fatalf("raw at 400 events/s for 1s: %+v", raw)
+	}
+	var out bytes.Buffer
+	r.print(&out)
+	for _, want := range []string{"at the same rate, publishing alone", "at the same rate, publishing and consuming", "end-to-end latency p50"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "gateway/raw") {
+		t.Fatalf("report compares rates at the same rate:\n%s", out.String())
 	}
 }
