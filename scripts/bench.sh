@@ -6,7 +6,8 @@
 #
 # Starts the cluster with scripts/cluster.sh (in .mevents-bench, empty
 # stores, R3, sync always or SYNC=1s), runs `mevents bench` for each
-# scenario with the raw JetStream comparison, stops the cluster. DURATION
+# scenario with the raw JetStream comparison and the nodes' CPU per event
+# (from their ops listeners), stops the cluster. DURATION
 # (default 30s) sets the length of each scenario (after a 5 s warm-up);
 # SOAK=10m adds a steady-load soak that samples each node's resident memory
 # every 30 s (SOAK_RATE events/s, default 300); ONLY_SOAK=1 skips the
@@ -30,11 +31,12 @@ rm -rf "$dir/data"
 "$root/scripts/cluster.sh" start "$dir"
 trap '"$root/scripts/cluster.sh" stop "$dir"' EXIT
 
-api=${API_PORT:-8443} nats=${NATS_PORT:-4222}
+api=${API_PORT:-8443} nats=${NATS_PORT:-4222} ops=${OPS_PORT:-9090}
 common=(--api "https://localhost:$api,https://localhost:$((api+1)),https://localhost:$((api+2))"
   --ca "$dir/pki/ca.pem" --cert "$dir/pki/demo-producer.pem" --key "$dir/pki/demo-producer-key.pem"
   --consumer-cert "$dir/pki/demo-consumer.pem" --consumer-key "$dir/pki/demo-consumer-key.pem"
-  --nats "tls://127.0.0.1:$nats" --nats-user ops --nats-password "$(cat "$dir/operator-password")")
+  --nats "tls://127.0.0.1:$nats" --nats-user ops --nats-password "$(cat "$dir/operator-password")"
+  --ops "http://127.0.0.1:$ops,http://127.0.0.1:$((ops+1)),http://127.0.0.1:$((ops+2))")
 
 {
   echo "# mevents bench — $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,8 @@ type benchConfig struct {
 	InFlight                      int // requests in flight per producer with a Rate
 	Warmup                        time.Duration
 	MaxInFlight                   int
-	NATS, NATSUser, NATSPassword  string // operator port, for the raw JetStream comparison
+	NATS, NATSUser, NATSPassword  string   // operator port, for the raw JetStream comparison
+	Ops                           []string // the nodes' ops listeners, for their CPU and memory
 	Progress                      io.Writer
 	producerTLS, consumerTLS, raw *tls.Config
 }
@@ -65,14 +67,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.NATS, "nats", "", "operator NATS URL (tls://host:4222) to measure JetStream itself too, with the same events and pace: publishing, and with consumers publishing and consuming at once (with --rate: their latencies)")
 	fs.StringVar(&c.NATSUser, "nats-user", "ops", "operator user")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "operator password")
+	ops := fs.String("ops", "", "comma-separated base URLs of every node's ops listener (http://host:9090), to report the nodes' CPU per event and resident memory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, a := range strings.Split(*apis, ",") {
-		if a = strings.TrimRight(strings.TrimSpace(a), "/"); a != "" {
-			c.APIs = append(c.APIs, a)
-		}
-	}
+	c.APIs, c.Ops = baseURLs(*apis), baseURLs(*ops)
 	c.Progress = stderr
 	report, err := bench(ctx, c)
 	if err != nil {
@@ -80,6 +79,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	report.print(stdout)
 	return nil
+}
+
+// baseURLs splits a comma-separated list of base URLs.
+func baseURLs(list string) []string {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimRight(strings.TrimSpace(a), "/"); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // benchReport holds the figures of one run.
@@ -90,8 +100,9 @@ type benchReport struct {
 	FirstErrors                []string
 	ProduceTime, DeliverTime   time.Duration
 	EndToEnd, Request          latencies
-	Raw                        *rawReport // nil when not measured
-	Group                      string     // the consumers' group
+	Raw                        *rawReport   // nil when not measured
+	Usage                      *usageWindow // the nodes' CPU in the window; nil when not measured
+	Group                      string       // the consumers' group
 	ProduceRate, DeliveredRate float64
 }
 
@@ -128,6 +139,24 @@ func (r *benchReport) print(w io.Writer) {
 			fmt.Fprintf(w, "raw        JetStream publishing and consuming (%d partition consumers, acks) at once: %.0f events/s published, %.0f consumed; gateway/raw end to end = %.2f\n",
 				broker.Partitions, raw.Published, raw.Consumed, min(r.ProduceRate, r.DeliveredRate)/min(raw.Published, raw.Consumed))
 		}
+	}
+	if u := r.Usage; u != nil {
+		mib := make([]string, len(u.RSS))
+		for i, b := range u.RSS {
+			mib[i] = strconv.Itoa(int(b / (1 << 20)))
+		}
+		fmt.Fprintf(w, "nodes      CPU %.2f cores, %s per event produced; resident memory %s MiB\n",
+			u.cores(), u.perEvent(), strings.Join(mib, ", "))
+	}
+	if raw != nil && (raw.PublishUsage != nil || raw.PublishedUsage != nil) {
+		var parts []string
+		if u := raw.PublishUsage; u != nil {
+			parts = append(parts, fmt.Sprintf("publishing alone %.2f cores, %s per event", u.cores(), u.perEvent()))
+		}
+		if u := raw.PublishedUsage; u != nil {
+			parts = append(parts, fmt.Sprintf("publishing and consuming %.2f cores, %s per event", u.cores(), u.perEvent()))
+		}
+		fmt.Fprintf(w, "raw nodes  CPU %s\n", strings.Join(parts, "; "))
 	}
 }
 
@@ -167,6 +196,11 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 		return nil, err
 	}
 	rep := &benchReport{Config: c, Group: "bench-" + randomHex(4)}
+	if len(c.Ops) > 0 {
+		if _, err := scrapeUsage(ctx, c.Ops); err != nil {
+			return nil, fmt.Errorf("--ops: %w", err)
+		}
+	}
 	if c.NATS != "" {
 		raw, err := rawRates(ctx, c)
 		if err != nil {
@@ -242,9 +276,20 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 			}
 		}
 	}()
+	// The nodes' CPU is measured over the window, from its start to the
+	// end of producing.
+	meter := make(chan *usageMeter, 1)
+	go func() {
+		select {
+		case <-time.After(time.Until(r.from)):
+		case <-ctx.Done():
+		}
+		meter <- newUsageMeter(ctx, c.Ops)
+	}()
 	pwg.Wait()
 	rep.ProduceTime = time.Since(r.from)
 	rep.Produced, rep.Requests, rep.Errors = r.produced.Load(), r.requests.Load(), r.errs.Load()
+	rep.Usage = (<-meter).end(ctx, rep.Produced, func(format string, a ...any) { fmt.Fprintf(c.Progress, format, a...) })
 	// Wait for the consumers to catch up, as long as they make progress.
 	if c.Consumers > 0 {
 		last, lastChange := r.delivered.Load(), time.Now()

@@ -362,6 +362,9 @@ type rawReport struct {
 	// acknowledgement, published alone; PublishedLatency while consumed
 	// too; EndToEnd each event's, from its publishing to its receipt.
 	PublishLatency, PublishedLatency, EndToEnd latencies
+	// PublishUsage and PublishedUsage are the nodes' CPU in each phase;
+	// nil when not measured.
+	PublishUsage, PublishedUsage *usageWindow
 }
 
 // rawRates publishes the bench's events straight to JetStream, on a
@@ -398,10 +401,13 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 	rep := &rawReport{Replicas: cfg.Replicas}
 	duration := min(c.Duration, 10*time.Second)
 	fmt.Fprintf(c.Progress, "raw JetStream: publishing to scratch stream %s (R%d) for %s\n", cfg.Name, cfg.Replicas, duration)
+	progress := func(format string, a ...any) { fmt.Fprintf(c.Progress, format, a...) }
+	meter := newUsageMeter(ctx, c.Ops)
 	published, lat, err := rawPublish(ctx, js, c, id, "a", duration)
 	if err != nil {
 		return nil, err
 	}
+	rep.PublishUsage = meter.end(ctx, published, progress)
 	rep.Publish, rep.PublishLatency = float64(published)/duration.Seconds(), lat
 	rep.PublishLatency.sort()
 	if c.Consumers == 0 {
@@ -444,10 +450,12 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 		ccs = append(ccs, cc)
 	}
 	start := time.Now()
+	meter = newUsageMeter(ctx, c.Ops)
 	published, lat, err = rawPublish(ctx, js, c, id, "b", duration)
 	if err != nil {
 		return nil, err
 	}
+	rep.PublishedUsage = meter.end(ctx, published, progress)
 	rep.Published, rep.PublishedLatency = float64(published)/duration.Seconds(), lat
 	rep.PublishedLatency.sort()
 	last, lastChange := consumed.Load(), time.Now()

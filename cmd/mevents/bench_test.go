@@ -55,6 +55,13 @@ func TestBench(t *testing.T) {
 	c.NATS, c.NATSUser, c.NATSPassword = "tls://"+m.Node.OperatorAddr(), cfg.NATS.Operators[0].User, cfg.NATS.Operators[0].Password
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// An ops listener that does not answer is reported before anything runs.
+	bad := c
+	bad.Ops = []string{"http://" + freeAddr(t)}
+	if _, err := bench(ctx, bad); err == nil || !strings.Contains(err.Error(), "--ops: "+bad.Ops[0]) {
+		t.Fatalf("bench with an unreachable ops listener: %v", err)
+	}
+	c.Ops = []string{"http://" + m.Ops.Addr()}
 	r, err := bench(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +80,11 @@ func TestBench(t *testing.T) {
 		len(raw.EndToEnd) != int(raw.Published*c.Duration.Seconds()) {
 		t.Fatalf("raw: %d batch latencies for %.0f events/s, %d end-to-end latencies for %.0f events/s consumed",
 			len(raw.PublishLatency), raw.Publish, len(raw.EndToEnd), raw.Consumed)
+	}
+	// With the ops listeners it reports the nodes' CPU in each phase.
+	if u := r.Usage; u == nil || u.Events != 600 || u.CPU <= 0 || u.perEvent() <= 0 || len(u.RSS) != 1 || u.RSS[0] <= 0 ||
+		r.Raw.PublishUsage == nil || r.Raw.PublishUsage.CPU <= 0 || r.Raw.PublishedUsage == nil || r.Raw.PublishedUsage.CPU <= 0 {
+		t.Fatalf("node usage %+v, raw %+v and %+v", r.Usage, r.Raw.PublishUsage, r.Raw.PublishedUsage)
 	}
 	// With operator credentials the bench deletes its group afterwards.
 	if err := c.load(); err != nil {
@@ -94,7 +106,8 @@ func TestBench(t *testing.T) {
 	}
 	var out bytes.Buffer
 	r.print(&out)
-	for _, want := range []string{"produced   600 events", "delivered  600 events", "end-to-end latency p50", "gateway/raw =", "gateway/raw end to end ="} {
+	for _, want := range []string{"produced   600 events", "delivered  600 events", "end-to-end latency p50", "gateway/raw =", "gateway/raw end to end =",
+		"per event produced; resident memory", "raw nodes  CPU publishing alone"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// nodeUsage is what the nodes' ops listeners report of their processes.
+type nodeUsage struct {
+	CPU float64   // CPU seconds, summed over the nodes
+	RSS []float64 // resident bytes of each node
+}
+
+// usageWindow is the nodes' CPU over a measurement window.
+type usageWindow struct {
+	CPU    float64 // CPU seconds of all nodes in the window
+	Window time.Duration
+	Events int64     // events produced in the window
+	RSS    []float64 // each node's resident bytes at its end
+}
+
+// cores is the CPU the nodes used, in cores.
+func (u *usageWindow) cores() float64 { return u.CPU / u.Window.Seconds() }
+
+// perEvent is the nodes' CPU per event produced.
+func (u *usageWindow) perEvent() time.Duration {
+	if u.Events == 0 {
+		return 0
+	}
+	return time.Duration(u.CPU / float64(u.Events) * float64(time.Second)).Round(time.Microsecond)
+}
+
+// usageMeter measures the nodes' CPU over a window through their ops
+// listeners' /metrics (process_cpu_seconds_total, in steps of 10 ms). A
+// nil meter measures nothing.
+type usageMeter struct {
+	urls  []string
+	start nodeUsage
+	at    time.Time
+	err   error
+}
+
+func newUsageMeter(ctx context.Context, urls []string) *usageMeter {
+	if len(urls) == 0 {
+		return nil
+	}
+	m := &usageMeter{urls: urls, at: time.Now()}
+	m.start, m.err = scrapeUsage(ctx, urls)
+	return m
+}
+
+// end returns the window from the meter's start to now, with the events
+// produced in it; nil without a meter or when a node did not answer.
+func (m *usageMeter) end(ctx context.Context, events int64, progress func(format string, a ...any)) *usageWindow {
+	if m == nil {
+		return nil
+	}
+	u, err := scrapeUsage(ctx, m.urls)
+	if err = errors.Join(m.err, err); err != nil {
+		progress("node CPU not measured: %v\n", err)
+		return nil
+	}
+	return &usageWindow{CPU: u.CPU - m.start.CPU, Window: time.Since(m.at), Events: events, RSS: u.RSS}
+}
+
+// scrapeUsage reads each node's CPU seconds and resident memory from the
+// /metrics of its ops listener (base URL, http://host:port).
+func scrapeUsage(ctx context.Context, urls []string) (nodeUsage, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var u nodeUsage
+	for _, base := range urls {
+		cpu, rss, err := scrapeNode(ctx, base+"/metrics")
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", base, err)
+		}
+		u.CPU += cpu
+		u.RSS = append(u.RSS, rss)
+	}
+	return u, nil
+}
+
+func scrapeNode(ctx context.Context, url string) (cpu, rss float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		var dst *float64
+		switch {
+		case !ok:
+			continue
+		case name == "process_cpu_seconds_total":
+			dst = &cpu
+		case name == "process_resident_memory_bytes":
+			dst = &rss
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(value, 64); err != nil {
+			return 0, 0, fmt.Errorf("/metrics: %s: %w", name, err)
+		}
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if found < 2 {
+		return 0, 0, fmt.Errorf("/metrics has no process_cpu_seconds_total and process_resident_memory_bytes")
+	}
+	return cpu, rss, nil
+}
