@@ -279,17 +279,21 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 	// The nodes' CPU is measured over the window, from its start to the
 	// end of producing.
 	meter := make(chan *usageMeter, 1)
-	go func() {
-		select {
-		case <-time.After(time.Until(r.from)):
-		case <-ctx.Done():
-		}
-		meter <- newUsageMeter(ctx, c.Ops)
-	}()
+	if len(c.Ops) == 0 {
+		meter <- nil
+	} else {
+		go func() {
+			select {
+			case <-time.After(time.Until(r.from)):
+			case <-ctx.Done():
+			}
+			meter <- newUsageMeter(ctx, c.Ops)
+		}()
+	}
 	pwg.Wait()
 	rep.ProduceTime = time.Since(r.from)
 	rep.Produced, rep.Requests, rep.Errors = r.produced.Load(), r.requests.Load(), r.errs.Load()
-	rep.Usage = (<-meter).end(ctx, rep.Produced, func(format string, a ...any) { fmt.Fprintf(c.Progress, format, a...) })
+	rep.Usage = (<-meter).end(ctx, rep.Produced, c.Progress)
 	// Wait for the consumers to catch up, as long as they make progress.
 	if c.Consumers > 0 {
 		last, lastChange := r.delivered.Load(), time.Now()

@@ -401,13 +401,12 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 	rep := &rawReport{Replicas: cfg.Replicas}
 	duration := min(c.Duration, 10*time.Second)
 	fmt.Fprintf(c.Progress, "raw JetStream: publishing to scratch stream %s (R%d) for %s\n", cfg.Name, cfg.Replicas, duration)
-	progress := func(format string, a ...any) { fmt.Fprintf(c.Progress, format, a...) }
 	meter := newUsageMeter(ctx, c.Ops)
 	published, lat, err := rawPublish(ctx, js, c, id, "a", duration)
 	if err != nil {
 		return nil, err
 	}
-	rep.PublishUsage = meter.end(ctx, published, progress)
+	rep.PublishUsage = meter.end(ctx, published, c.Progress)
 	rep.Publish, rep.PublishLatency = float64(published)/duration.Seconds(), lat
 	rep.PublishLatency.sort()
 	if c.Consumers == 0 {
@@ -455,7 +454,7 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.PublishedUsage = meter.end(ctx, published, progress)
+	rep.PublishedUsage = meter.end(ctx, published, c.Progress)
 	rep.Published, rep.PublishedLatency = float64(published)/duration.Seconds(), lat
 	rep.PublishedLatency.sort()
 	last, lastChange := consumed.Load(), time.Now()

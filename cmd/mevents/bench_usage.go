@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,13 +58,13 @@ func newUsageMeter(ctx context.Context, urls []string) *usageMeter {
 
 // end returns the window from the meter's start to now, with the events
 // produced in it; nil without a meter or when a node did not answer.
-func (m *usageMeter) end(ctx context.Context, events int64, progress func(format string, a ...any)) *usageWindow {
+func (m *usageMeter) end(ctx context.Context, events int64, progress io.Writer) *usageWindow {
 	if m == nil {
 		return nil
 	}
 	u, err := scrapeUsage(ctx, m.urls)
 	if err = errors.Join(m.err, err); err != nil {
-		progress("node CPU not measured: %v\n", err)
+		fmt.Fprintf(progress, "node CPU not measured: %v\n", err)
 		return nil
 	}
 	return &usageWindow{CPU: u.CPU - m.start.CPU, Window: time.Since(m.at), Events: events, RSS: u.RSS}
