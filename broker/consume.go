@@ -520,7 +520,7 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 					idle = false
 				}
 				if s.takeGap(ps) {
-					s.n.log.Warn("a delivery did not arrive; releasing the partition's others", "consumer", ps.consumer)
+					s.n.log.Warn("a delivery may not have arrived (a gap, or the consumer's leader changed); releasing the partition's others", "consumer", ps.consumer)
 					_ = s.releaseOthers(ctx, h)
 				}
 				if ps.safe {
@@ -534,14 +534,18 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 				idle = next > tendEvery
 			}
 		}
-		if berr := b.Error(); errors.Is(berr, jetstream.ErrPinIDMismatch) {
-			// Another puller has the pin (this one stopped pulling for too
-			// long): start again as a new puller.
-			s.stopPart(ps, false)
-			ps = newPartState(k, info.Stream, info.Name)
+		berr := b.Error()
+		if errors.Is(berr, jetstream.ErrConsumerLeadershipChanged) {
 			s.mu.Lock()
-			s.parts[ps.id()] = ps
+			ps.leaderChanged = true
 			s.mu.Unlock()
+		}
+		if errors.Is(berr, jetstream.ErrPinIDMismatch) {
+			// Another puller has the pin (this one stopped pulling for too
+			// long), or the consumer's new leader does not know it: start
+			// again as a new puller.
+			s.stopPart(ps, false)
+			ps = s.restartPart(ps)
 		} else if got == 0 && berr != nil && ctx.Err() == nil && !errors.Is(berr, jetstream.ErrNoMessages) &&
 			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
 			h = s.rehandle(ctx, k, h, s.pullFailed(ctx, ps, berr))
@@ -551,6 +555,33 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			lastTend = time.Now()
 		}
 	}
+}
+
+// restartPart returns the puller state that follows old, which stopped
+// because the consumer no longer knew its pin. After the consumer's leader
+// changed, under a puller past its safe start, the pin was simply
+// forgotten, and deliveries made across the change may never have arrived:
+// the new state keeps what old had handed out (its client still has it,
+// and it still holds back the later events of its keys) and its last
+// consumer sequence, and it starts with a gap, so that it releases the
+// partition's unsettled events it does not know of once it pulls again
+// (releaseOthers) and they come back to it. Otherwise (another puller may
+// have had the pin) it starts afresh, in its safe start.
+func (s *Subscription) restartPart(old *partState) *partState {
+	ps := newPartState(old.k, old.stream, old.consumer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old.leaderChanged && !old.safe {
+		for _, e := range old.sorted() {
+			if e.state == handed {
+				e.ps = ps
+				ps.add(e)
+			}
+		}
+		ps.lastDelivery, ps.gap = old.lastDelivery, true
+	}
+	s.parts[ps.id()] = ps
+	return ps
 }
 
 // rehandle returns a new handle on partition k's consumer when err says

@@ -309,3 +309,98 @@ const memberTTL = 3 * time.Second
 
 // joinWait covers the time a departure takes to reach every member.
 const joinWait = time.Second
+
+// TestGroupSurvivesConsumerLeaderChange: when the leaders of a group's
+// partition consumers change under load (what a node restart does to the
+// leaders it held), the puller starts again without its pin, and
+// deliveries made across the change that never reached it are released
+// at once, not left to the ack timeout (a minute here, longer than the
+// test waits); order per key holds throughout.
+func TestGroupSurvivesConsumerLeaderChange(t *testing.T) {
+	nodes := openClusterAck(t, 3, time.Minute)
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
+		{ID: "prod", Produce: []string{consumeType}},
+		{ID: "c", Consume: []string{consumeType}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.ApplyRegistry(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "leaders", Spread: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitFor(t, 10*time.Second, "the instance pulls every partition", func() bool {
+		return len(s.Partitions()[consumeType]) == broker.Partitions
+	})
+
+	check := newOrderCheck(t)
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for cctx.Err() == nil {
+			d, err := s.Next(cctx)
+			if err != nil {
+				continue
+			}
+			if err := check.deliver(0, d); err != nil {
+				errs <- err
+				return
+			}
+			s.Settle(cctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+		}
+	}()
+
+	// Publishing goes on while every partition consumer's leader steps
+	// down, a third of the way through.
+	const keys, rounds = 40, 150
+	stream := broker.StreamName(consumeType)
+	js := nodes[1].JetStream()
+	for i := 0; i < rounds; i++ {
+		evs := make([]broker.Event, 0, keys)
+		for k := 0; k < keys; k++ {
+			evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("k%d-%d", k, i), fmt.Sprintf("key-%d", k)))
+		}
+		if err := nodes[i%3].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+			t.Fatal(err)
+		}
+		if i == rounds/3 {
+			st, err := js.Stream(ctx, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for name := range st.ConsumerNames(ctx).Name() {
+				if _, g, ok := broker.ConsumerGroup(name); !ok || g != "leaders" {
+					continue
+				}
+				if _, err := js.Conn().Request("$JS.API.CONSUMER.LEADER.STEPDOWN."+stream+"."+name, nil, 5*time.Second); err != nil {
+					t.Fatalf("step down %s: %v", name, err)
+				}
+				n++
+			}
+			if n != broker.Partitions {
+				t.Fatalf("stepped down %d consumers, want %d", n, broker.Partitions)
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // a steady load, not a burst
+	}
+	waitFor(t, 20*time.Second, "every event delivered", func() bool {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		return check.count() == keys*rounds
+	})
+	stop()
+}
