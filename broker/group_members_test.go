@@ -18,17 +18,9 @@ import (
 // partitions still go to the first 12 members by id, and departures are
 // noticed at once.
 func TestGroupMembershipScales(t *testing.T) {
-	nodes := openClusterAck(t, 3, time.Minute)
-	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
-		{ID: "c", Consume: []string{consumeType}},
-	})
+	nodes, reg := groupCluster(t, time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	for _, n := range nodes {
-		if err := n.ApplyRegistry(ctx, reg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	cl := reg.Client("c")
 
 	const many, few = 1000, 3

@@ -112,21 +112,32 @@ func openClusterAck(t *testing.T, size int, ackTimeout time.Duration) []*broker.
 	return nodes
 }
 
-func TestGroupSpreadsOverCluster(t *testing.T) {
-	// The ack timeout is longer than the test waits for a takeover: events
-	// of a vanished instance must be released by the one taking over.
-	nodes := openClusterAck(t, 3, time.Minute)
+// groupCluster opens a 3-node cluster with ackTimeout and applies the
+// registry of the group tests: type consumeType, producer "prod" and
+// consumer "c".
+func groupCluster(t *testing.T, ackTimeout time.Duration) ([]*broker.Node, *broker.Registry) {
+	t.Helper()
+	nodes := openClusterAck(t, 3, ackTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
 		{ID: "prod", Produce: []string{consumeType}},
 		{ID: "c", Consume: []string{consumeType}},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	for _, n := range nodes {
 		if err := n.ApplyRegistry(ctx, reg); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return nodes, reg
+}
+
+func TestGroupSpreadsOverCluster(t *testing.T) {
+	// The ack timeout is longer than the test waits for a takeover: events
+	// of a vanished instance must be released by the one taking over.
+	nodes, reg := groupCluster(t, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	cl := reg.Client("c")
 
 	// One instance of the group on each node.
@@ -317,18 +328,9 @@ const joinWait = time.Second
 // at once, not left to the ack timeout (a minute here, longer than the
 // test waits); order per key holds throughout.
 func TestGroupSurvivesConsumerLeaderChange(t *testing.T) {
-	nodes := openClusterAck(t, 3, time.Minute)
-	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
-		{ID: "prod", Produce: []string{consumeType}},
-		{ID: "c", Consume: []string{consumeType}},
-	})
+	nodes, reg := groupCluster(t, time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	for _, n := range nodes {
-		if err := n.ApplyRegistry(ctx, reg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "leaders", Spread: true})
 	if err != nil {
 		t.Fatal(err)
