@@ -181,6 +181,9 @@ func (n *Node) consumerConfig(client, group, t string, p int, start Start) jetst
 	return cc
 }
 
+// consumerAttempt bounds one attempt at reading or making a group consumer.
+const consumerAttempt = 10 * time.Second
+
 // groupConsumer returns the consumer of (client, group, type t, partition
 // p), creating it with start when it does not exist yet.
 func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int, start Start) (jetstream.Consumer, error) {
@@ -195,18 +198,23 @@ func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int
 	}
 	want := n.consumerConfig(client, group, t, p, start)
 	var err error
-	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
-		c, err = n.js.Consumer(ctx, stream, name)
+	for attempt := 0; attempt < 5 && ctx.Err() == nil; attempt++ {
+		// Each attempt gets its own deadline: a request JetStream never
+		// answers (seen right after a cluster formed) would otherwise
+		// wait out the caller's whole context.
+		actx, cancel := context.WithTimeout(ctx, consumerAttempt)
+		c, err = n.js.Consumer(actx, stream, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			c, err = n.js.CreateConsumer(ctx, stream, want)
+			c, err = n.js.CreateConsumer(actx, stream, want)
 		} else if err == nil && outdated(c.CachedInfo().Config, want) {
 			// The ack timeout changed, or the consumer was made by an
 			// earlier version: its position stays.
 			upd := c.CachedInfo().Config
 			upd.AckWait, upd.MaxAckPending = want.AckWait, want.MaxAckPending
 			upd.PriorityPolicy, upd.PriorityGroups, upd.PinnedTTL = want.PriorityPolicy, want.PriorityGroups, want.PinnedTTL
-			c, err = n.js.UpdateConsumer(ctx, stream, upd)
+			c, err = n.js.UpdateConsumer(actx, stream, upd)
 		}
+		cancel()
 		if err == nil {
 			break
 		}
