@@ -484,6 +484,7 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 	defer tick.Stop()
 	idle := false // tick set for an idle puller
 	var lastTend time.Time
+	leaderChanged := false // the last pull ended because the consumer's leader changed
 	for ctx.Err() == nil {
 		// No byte limit: the server ends such a pull with a status that
 		// may overtake its last events, which the client then drops.
@@ -535,17 +536,12 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			}
 		}
 		berr := b.Error()
-		if errors.Is(berr, jetstream.ErrConsumerLeadershipChanged) {
-			s.mu.Lock()
-			ps.leaderChanged = true
-			s.mu.Unlock()
-		}
 		if errors.Is(berr, jetstream.ErrPinIDMismatch) {
 			// Another puller has the pin (this one stopped pulling for too
 			// long), or the consumer's new leader does not know it: start
 			// again as a new puller.
 			s.stopPart(ps, false)
-			ps = s.restartPart(ps)
+			ps = s.restartPart(ps, leaderChanged)
 		} else if got == 0 && berr != nil && ctx.Err() == nil && !errors.Is(berr, jetstream.ErrNoMessages) &&
 			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
 			h = s.rehandle(ctx, k, h, s.pullFailed(ctx, ps, berr))
@@ -554,12 +550,14 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			s.tend(ctx, ps, h)
 			lastTend = time.Now()
 		}
+		leaderChanged = errors.Is(berr, jetstream.ErrConsumerLeadershipChanged)
 	}
 }
 
 // restartPart returns the puller state that follows old, which stopped
-// because the consumer no longer knew its pin. After the consumer's leader
-// changed, under a puller past its safe start, the pin was simply
+// because the consumer no longer knew its pin. When the pull before ended
+// with the consumer's leader changing (leaderChanged), under a puller past
+// its safe start, the pin was simply
 // forgotten, and deliveries made across the change may never have arrived:
 // the new state keeps what old had handed out (its client still has it,
 // and it still holds back the later events of its keys) and its last
@@ -567,11 +565,11 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 // partition's unsettled events it does not know of once it pulls again
 // (releaseOthers) and they come back to it. Otherwise (another puller may
 // have had the pin) it starts afresh, in its safe start.
-func (s *Subscription) restartPart(old *partState) *partState {
+func (s *Subscription) restartPart(old *partState, leaderChanged bool) *partState {
 	ps := newPartState(old.k, old.stream, old.consumer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old.leaderChanged && !old.safe {
+	if leaderChanged && !old.safe {
 		for _, e := range old.sorted() {
 			if e.state == handed {
 				e.ps = ps

@@ -111,8 +111,6 @@ type partState struct {
 	// went away), and the others held must wait for it.
 	lastDelivery uint64
 	gap          bool
-	// leaderChanged: a pull ended because the consumer's leader changed.
-	leaderChanged bool
 	// pinned: an event came, so this puller holds the consumer's pin.
 	pinned bool
 	// gone: the puller stopped; nothing more is handed out. stopped: what
