@@ -64,6 +64,20 @@ func (o *orderCheck) count() int {
 	return len(o.seen)
 }
 
+// waitCount waits until want events were delivered, failing on the first
+// order violation a consumer reports on errs.
+func (o *orderCheck) waitCount(d time.Duration, what string, errs <-chan error, want int) {
+	o.t.Helper()
+	waitFor(o.t, d, what, func() bool {
+		select {
+		case err := <-errs:
+			o.t.Fatal(err)
+		default:
+		}
+		return o.count() == want
+	})
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -220,14 +234,7 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 	go consume(0, 0)
 	go consume(1, 0)
 	go consume(2, 0)
-	waitFor(t, 30*time.Second, "the first round delivered", func() bool {
-		select {
-		case err := <-errs:
-			t.Fatal(err)
-		default:
-		}
-		return check.count() == keys*perKey/2
-	})
+	check.waitCount(30*time.Second, "the first round delivered", errs, keys*perKey/2)
 	for i := 0; i < 3; i++ {
 		if got := len(check.part[i]); got != 4 {
 			t.Fatalf("instance %d received %d partitions, want 4", i, got)
@@ -245,14 +252,7 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 	go consume(1, 0)
 	go consume(2, 5)
 	waitFor(t, 5*time.Second+joinWait, "2 instances with 6 partitions each", share([]int{0, 1}, 6))
-	waitFor(t, 30*time.Second, "every event delivered", func() bool {
-		select {
-		case err := <-errs:
-			t.Fatal(err)
-		default:
-		}
-		return check.count() == keys*perKey
-	})
+	check.waitCount(30*time.Second, "every event delivered", errs, keys*perKey)
 	close(stop)
 	wg.Wait()
 	if !slices.Equal(subs[0].Partitions()[consumeType], []int{0, 2, 4, 6, 8, 10}) && !slices.Equal(subs[0].Partitions()[consumeType], []int{1, 3, 5, 7, 9, 11}) {
@@ -304,14 +304,7 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 30*time.Second, "every event delivered after the node died", func() bool {
-		select {
-		case err := <-errs:
-			t.Fatal(err)
-		default:
-		}
-		return check.count() == keys*(perKey+perKey/2)
-	})
+	check.waitCount(30*time.Second, "every event delivered after the node died", errs, keys*(perKey+perKey/2))
 	close(stop)
 	wg.Wait()
 }
@@ -406,13 +399,6 @@ func TestGroupSurvivesConsumerLeaderChange(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // a steady load, not a burst
 	}
-	waitFor(t, 20*time.Second, "every event delivered", func() bool {
-		select {
-		case err := <-errs:
-			t.Fatal(err)
-		default:
-		}
-		return check.count() == keys*rounds
-	})
+	check.waitCount(20*time.Second, "every event delivered", errs, keys*rounds)
 	stop()
 }
