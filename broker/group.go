@@ -181,9 +181,6 @@ func (n *Node) consumerConfig(client, group, t string, p int, start Start) jetst
 	return cc
 }
 
-// consumerAttempt bounds one attempt at reading or making a group consumer.
-const consumerAttempt = 10 * time.Second
-
 // groupConsumer returns the consumer of (client, group, type t, partition
 // p), creating it with start when it does not exist yet.
 func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int, start Start) (jetstream.Consumer, error) {
@@ -197,28 +194,21 @@ func (n *Node) groupConsumer(ctx context.Context, client, group, t string, p int
 		return c, nil
 	}
 	want := n.consumerConfig(client, group, t, p, start)
-	var err error
-	for attempt := 0; attempt < 5 && ctx.Err() == nil; attempt++ {
-		// Each attempt gets its own deadline: a request JetStream never
-		// answers (seen right after a cluster formed) would otherwise
-		// wait out the caller's whole context.
-		actx, cancel := context.WithTimeout(ctx, consumerAttempt)
-		c, err = n.js.Consumer(actx, stream, name)
+	err := attempts(ctx, func(ctx context.Context) error {
+		var err error
+		c, err = n.js.Consumer(ctx, stream, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			c, err = n.js.CreateConsumer(actx, stream, want)
+			c, err = n.js.CreateConsumer(ctx, stream, want)
 		} else if err == nil && outdated(c.CachedInfo().Config, want) {
 			// The ack timeout changed, or the consumer was made by an
 			// earlier version: its position stays.
 			upd := c.CachedInfo().Config
 			upd.AckWait, upd.MaxAckPending = want.AckWait, want.MaxAckPending
 			upd.PriorityPolicy, upd.PriorityGroups, upd.PinnedTTL = want.PriorityPolicy, want.PriorityGroups, want.PinnedTTL
-			c, err = n.js.UpdateConsumer(actx, stream, upd)
+			c, err = n.js.UpdateConsumer(ctx, stream, upd)
 		}
-		cancel()
-		if err == nil {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: fmt.Errorf("consumer %s on %s: %w", name, stream, err)}
 	}

@@ -51,19 +51,17 @@ func (n *Node) bucket(ctx context.Context, slot *jetstream.KeyValue, cfg jetstre
 		cfg.Replicas = 1
 	}
 	// Nodes of a cluster start together; a create that loses the race is retried.
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		var kv jetstream.KeyValue
-		kv, err = n.js.CreateOrUpdateKeyValue(ctx, cfg)
+	err := attempts(ctx, func(ctx context.Context) error {
+		kv, err := n.js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err == nil {
 			*slot = kv
-			return kv, nil
 		}
-		if ctx.Err() != nil {
-			break
-		}
+		return err
+	})
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: unavailable, Err: fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)}
 	}
-	return nil, &Error{Code: CodeUnavailable, Message: unavailable, Err: fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)}
+	return *slot, nil
 }
 
 // SetMaintenance stores m as the cluster's maintenance mode; it returns

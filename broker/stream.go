@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -120,33 +121,44 @@ func (n *Node) ensureStream(ctx context.Context, t *EventType) error {
 	want := n.streamConfig(t)
 	// Nodes of a cluster apply the same registry at the same time; a
 	// create that loses the race is retried as an update.
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		var s jetstream.Stream
-		s, err = n.js.Stream(ctx, want.Name)
+	err := attempts(ctx, func(ctx context.Context) error {
+		s, err := n.js.Stream(ctx, want.Name)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			_, err = n.js.CreateStream(ctx, want)
-			if err == nil {
+			if _, err = n.js.CreateStream(ctx, want); err == nil {
 				n.log.Info("stream created", "stream", want.Name, "type", t.Name, "replicas", want.Replicas)
-				return nil
 			}
-		case err == nil:
-			have := s.CachedInfo().Config
-			if sameStream(have, want) {
-				return nil
-			}
-			_, err = n.js.UpdateStream(ctx, want)
-			if err == nil {
+		case err == nil && !sameStream(s.CachedInfo().Config, want):
+			if _, err = n.js.UpdateStream(ctx, want); err == nil {
 				n.log.Info("stream updated", "stream", want.Name, "type", t.Name)
-				return nil
 			}
 		}
-		if ctx.Err() != nil {
-			break
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s for event type %s: %w", want.Name, t.Name, err)
+	}
+	return nil
+}
+
+// apiAttempt bounds one attempt at a JetStream API request that attempts
+// retries: a request JetStream never answers (seen right after a cluster
+// formed) would otherwise wait out the caller's whole context.
+const apiAttempt = 10 * time.Second
+
+// attempts calls f, with a deadline of apiAttempt, until it returns nil,
+// at most five times while ctx lasts; it returns f's last error.
+func attempts(ctx context.Context, f func(ctx context.Context) error) error {
+	err := ctx.Err()
+	for i := 0; i < 5 && ctx.Err() == nil; i++ {
+		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		err = f(actx)
+		cancel()
+		if err == nil {
+			return nil
 		}
 	}
-	return fmt.Errorf("stream %s for event type %s: %w", want.Name, t.Name, err)
+	return err
 }
 
 func sameStream(a, b jetstream.StreamConfig) bool {
