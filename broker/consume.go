@@ -157,6 +157,12 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 			consumers[partKey{t, p}] = c
 		}
 	}
+	// The bucket of hidden deliveries, made on first use, is made now: a
+	// puller that stops needs it at once, and made then, on every node at
+	// the same moment and under load (a failover), it took seconds.
+	if _, err := n.skipsKV(ctx); err != nil {
+		n.log.Warn("open the bucket of hidden deliveries", "err", err)
+	}
 	maxDeliver := cl.MaxDeliver
 	if maxDeliver <= 0 {
 		maxDeliver = DefaultMaxDeliver
@@ -520,10 +526,7 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 					tick.Reset(tendEvery)
 					idle = false
 				}
-				if s.takeGap(ps) {
-					s.n.log.Warn("a delivery may not have arrived (a gap, or the consumer's leader changed); releasing the partition's others", "consumer", ps.consumer)
-					_ = s.releaseOthers(ctx, h)
-				}
+				s.mendGap(ctx, ps, h)
 				if ps.safe {
 					s.tend(ctx, ps, h) // the pin is this puller's now: check at once
 				}
@@ -542,8 +545,11 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 			// again as a new puller.
 			s.stopPart(ps, false)
 			ps = s.restartPart(ps, leaderChanged)
+			s.mendGap(ctx, ps, h) // now: no more events may come
 		} else if got == 0 && berr != nil && ctx.Err() == nil && !errors.Is(berr, jetstream.ErrNoMessages) &&
-			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) {
+			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) &&
+			!errors.Is(berr, jetstream.ErrConsumerLeadershipChanged) {
+			// (A new leader answers the next pull at once.)
 			h = s.rehandle(ctx, k, h, s.pullFailed(ctx, ps, berr))
 		}
 		if time.Since(lastTend) >= tendEvery {
@@ -555,21 +561,21 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 }
 
 // restartPart returns the puller state that follows old, which stopped
-// because the consumer no longer knew its pin. When the pull before ended
-// with the consumer's leader changing (leaderChanged), under a puller past
-// its safe start, the pin was simply
-// forgotten, and deliveries made across the change may never have arrived:
-// the new state keeps what old had handed out (its client still has it,
-// and it still holds back the later events of its keys) and its last
-// consumer sequence, and it starts with a gap, so that it releases the
-// partition's unsettled events it does not know of once it pulls again
-// (releaseOthers) and they come back to it. Otherwise (another puller may
-// have had the pin) it starts afresh, in its safe start.
+// because the consumer no longer knew its pin. It starts in its safe start.
+// When the pull before ended with the consumer's leader changing
+// (leaderChanged) and old had the pin, the pin was simply forgotten, and
+// deliveries made across the change may never have arrived: the new state
+// keeps what old had handed out (its client still has it, and it still
+// holds back the later events of its keys) and its last consumer sequence,
+// and it starts with a gap, so that the partition's unsettled events it
+// does not know of are released (mendGap) and come back to it; left alone,
+// they would hold its safe start until their ack timeout. Otherwise
+// (another puller may have had the pin) it starts afresh.
 func (s *Subscription) restartPart(old *partState, leaderChanged bool) *partState {
 	ps := newPartState(old.k, old.stream, old.consumer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if leaderChanged && !old.safe {
+	if leaderChanged && old.pinned {
 		for _, e := range old.sorted() {
 			if e.state == handed {
 				e.ps = ps
@@ -673,7 +679,10 @@ func (s *Subscription) receive(ctx context.Context, ps *partState, msgs []jetstr
 			continue
 		}
 		if d := meta.Sequence.Consumer; d > ps.lastDelivery {
-			if ps.lastDelivery != 0 && d > ps.lastDelivery+1 && !ps.safe {
+			if ps.lastDelivery != 0 && d > ps.lastDelivery+1 {
+				// A delivery missing: in the safe start as well, where
+				// it would keep the count of unsettled events above
+				// what this puller holds until its ack timeout.
 				ps.safe, ps.calm, ps.gap = true, 0, true
 			}
 			ps.lastDelivery = d
@@ -773,13 +782,17 @@ func (s *Subscription) hide(ps *partState, msgs []jetstream.Msg) {
 	}
 }
 
-// takeGap says, once, that ps found a delivery missing.
-func (s *Subscription) takeGap(ps *partState) bool {
+// mendGap releases the partition's unsettled events that ps does not
+// hold, once, when ps found a delivery missing: the missing one comes back.
+func (s *Subscription) mendGap(ctx context.Context, ps *partState, h jetstream.Consumer) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	gap := ps.gap
 	ps.gap = false
-	return gap
+	s.mu.Unlock()
+	if gap {
+		s.n.log.Warn("a delivery may not have arrived (a gap, or the consumer's leader changed); releasing the partition's others", "consumer", ps.consumer)
+		_ = s.releaseOthers(ctx, h)
+	}
 }
 
 // tendAgain is when a puller should tend ps again.
@@ -832,27 +845,60 @@ func (s *Subscription) tend(ctx context.Context, ps *partState, h jetstream.Cons
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if ps.gone {
+		s.mu.Unlock()
 		return
 	}
 	if ps.safe && ps.pinned {
-		if info.NumAckPending > ps.ownUpTo(info.Delivered.Stream) {
-			ps.calm, ps.nextCheck = 0, time.Now().Add(safeRecheck)
-		} else if ps.calm++; ps.calm < 2 {
-			ps.nextCheck = time.Now().Add(tendEvery)
-		} else {
-			ps.safe = false
-			for _, e := range ps.sorted() {
-				s.markReady(e)
-			}
-		}
+		s.checkSafe(ps, info)
 	}
 	for _, e := range ps.bySeq {
 		if e.state == handed && e.seq <= info.AckFloor.Stream {
 			delete(s.pending, e.ackKey())
 			s.signal()
 			s.settled(e)
+		}
+	}
+	s.mu.Unlock()
+	s.mendGap(ctx, ps, h)
+}
+
+// lostAfter is how long a delivery may be on its way before a puller in
+// its safe start takes it for lost.
+const lostAfter = time.Second
+
+// checkSafe ends the safe start of ps when the consumer's state, info,
+// has shown no unsettled events but those ps holds twice with none of
+// others in between; s.mu is held.
+func (s *Subscription) checkSafe(ps *partState, info *jetstream.ConsumerInfo) {
+	now := time.Now()
+	own := ps.ownUpTo(info.Delivered.Stream)
+	// Deliveries made after the last that came are on their way here
+	// (this puller has the pin) or lost. Under a steady flow there often
+	// are some: they are no verdict either way, until the same ones have
+	// been on their way for lostAfter. A lost one is found when a later
+	// one comes (a gap); when none comes, it is found here.
+	var coming int
+	if info.Delivered.Consumer > ps.lastDelivery {
+		coming = int(info.Delivered.Consumer - ps.lastDelivery)
+		if ps.coming != info.Delivered.Consumer {
+			ps.coming, ps.comingSince = info.Delivered.Consumer, now
+		} else if now.Sub(ps.comingSince) >= lostAfter {
+			ps.gap, ps.comingSince = true, now
+		}
+	}
+	switch {
+	case info.NumAckPending > own+coming:
+		ps.calm, ps.nextCheck = 0, now.Add(safeRecheck)
+	case info.NumAckPending > own:
+		ps.nextCheck = now.Add(tendEvery)
+	case ps.calm < 1:
+		ps.calm++
+		ps.nextCheck = now.Add(tendEvery)
+	default:
+		ps.safe = false
+		for _, e := range ps.sorted() {
+			s.markReady(e)
 		}
 	}
 }

@@ -28,7 +28,8 @@ import (
 // nothing until the consumer has no unsettled events but the ones it holds
 // itself: it reads the consumer's count of unsettled events after it got its
 // pin (no other puller can receive events then) and compares it with what it
-// holds of the events delivered up to that moment, twice in a row. The
+// holds of the events delivered up to that moment, twice in a row
+// (deliveries still on their way to it are no verdict either way). The
 // events the others left come back to it when they are released or time
 // out, and it sorts them in with the rest; those settled elsewhere leave the
 // count. A client may still settle an event it was handed before it came
@@ -37,9 +38,12 @@ import (
 //
 // A pinned puller gets every delivery of its consumer, numbered in turn
 // (the consumer sequence). A number skipped is a delivery lost on its way
-// (its node went away): the event is pending, and later events of its key
-// must not overtake it. The puller goes back to the safe start and
-// releases what it does not hold, so that the lost one comes back at once.
+// (its node went away, or the consumer's leader changed): the event is
+// pending, and later events of its key must not overtake it. The puller
+// goes back to (or stays in) the safe start and releases what it does not
+// hold, so that the lost one comes back at once. A lost delivery that no
+// later one follows is found by the safe start, which sees it on its way
+// for too long.
 //
 // An event's partition key travels in the header keyHeader (a hash of the
 // key, or of the id for an event without one, whose order is no one's
@@ -101,7 +105,7 @@ type partState struct {
 	stream   string
 	consumer string
 	// safe: events of earlier pullers may be out; nothing is handed out.
-	// calm counts the checks in a row that found none.
+	// calm counts the checks that found none since one found some.
 	safe bool
 	calm int
 	// nextCheck, nextStale: when the consumer's state may be read again.
@@ -111,6 +115,10 @@ type partState struct {
 	// went away), and the others held must wait for it.
 	lastDelivery uint64
 	gap          bool
+	// coming is the consumer's last delivery when the safe start last
+	// found one on its way, since comingSince (tend).
+	coming      uint64
+	comingSince time.Time
 	// pinned: an event came, so this puller holds the consumer's pin.
 	pinned bool
 	// gone: the puller stopped; nothing more is handed out. stopped: what

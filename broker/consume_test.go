@@ -87,6 +87,10 @@ func TestConsumeOrderPerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// The bucket of hidden deliveries is there before a puller needs it.
+	if _, err := n.JetStream().KeyValue(context.Background(), broker.SkipsBucket); err != nil {
+		t.Fatalf("bucket %s after Subscribe: %v", broker.SkipsBucket, err)
+	}
 	last := map[string]int{}
 	for got := 0; got < keys*perKey; got++ {
 		d, ev := next(t, s, 10*time.Second)

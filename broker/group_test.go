@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -317,51 +316,72 @@ const joinWait = time.Second
 
 // TestGroupSurvivesConsumerLeaderChange: when the leaders of a group's
 // partition consumers change under load (what a node restart does to the
-// leaders it held), the puller starts again without its pin, and
+// leaders it held), each puller starts again without its pin, and
 // deliveries made across the change that never reached it are released
 // at once, not left to the ack timeout (a minute here, longer than the
-// test waits); order per key holds throughout.
-//
-// It still fails about one run in ten (before the change to restartPart,
-// one in two): some deliveries are still left to the ack timeout, a known
-// issue (RELIABILITY.md). Until that is mended it runs only when asked for,
-// with MEVENTS_KNOWN_ISSUES=1, so that it reproduces the issue without
-// failing every tenth CI run.
+// test waits); order per key holds throughout. With one instance, and with
+// one on each node.
 func TestGroupSurvivesConsumerLeaderChange(t *testing.T) {
-	if os.Getenv("MEVENTS_KNOWN_ISSUES") == "" {
-		t.Skip("known issue (RELIABILITY.md): a consumer leader change can still leave deliveries to the ack timeout; MEVENTS_KNOWN_ISSUES=1 runs it")
+	for _, instances := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d instances", instances), func(t *testing.T) {
+			survivesLeaderChange(t, instances)
+		})
 	}
+}
+
+func survivesLeaderChange(t *testing.T, instances int) {
 	nodes, reg := groupCluster(t, time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "leaders", Spread: true})
-	if err != nil {
-		t.Fatal(err)
+	subs := make([]*broker.Subscription, instances)
+	for i := range subs {
+		s, err := nodes[i].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "leaders", Spread: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+		defer s.Close()
 	}
-	defer s.Close()
-	waitFor(t, 10*time.Second, "the instance pulls every partition", func() bool {
-		return len(s.Partitions()[consumeType]) == broker.Partitions
+	waitFor(t, 10*time.Second, "the instances share every partition", func() bool {
+		n := 0
+		for _, s := range subs {
+			ps := len(s.Partitions()[consumeType])
+			if ps != broker.Partitions/instances {
+				return false
+			}
+			n += ps
+		}
+		return n == broker.Partitions
 	})
 
 	check := newOrderCheck(t)
-	errs := make(chan error, 2)
+	errs := make(chan error, instances)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for cctx.Err() == nil {
-			d, err := s.Next(cctx)
-			if err != nil {
-				continue
+	for i, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for cctx.Err() == nil {
+				d, err := s.Next(cctx)
+				if err != nil {
+					continue
+				}
+				if err := check.deliver(i, d); err != nil {
+					errs <- err
+					return
+				}
+				s.Settle(cctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 			}
-			if err := check.deliver(0, d); err != nil {
-				errs <- err
-				return
+		}()
+	}
+	defer func() {
+		if t.Failed() {
+			for i, s := range subs {
+				t.Logf("instance %d: %s", i, s.DebugState())
 			}
-			s.Settle(cctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 		}
 	}()
 
