@@ -542,9 +542,11 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 		if errors.Is(berr, jetstream.ErrPinIDMismatch) {
 			// Another puller has the pin (this one stopped pulling for too
 			// long), or the consumer's new leader does not know it: start
-			// again as a new puller.
+			// again as a new puller. A leader change is not always told
+			// (no pull was waiting when it came): no pin at all says it.
+			forgotten := leaderChanged || pinForgotten(ctx, h)
 			s.stopPart(ps, false)
-			ps = s.restartPart(ps, leaderChanged)
+			ps = s.restartPart(ps, forgotten)
 			s.mendGap(ctx, ps, h) // now: no more events may come
 		} else if got == 0 && berr != nil && ctx.Err() == nil && !errors.Is(berr, jetstream.ErrNoMessages) &&
 			!errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, context.DeadlineExceeded) &&
@@ -560,24 +562,43 @@ func (s *Subscription) pull(ctx context.Context, k partKey, c jetstream.Consumer
 	}
 }
 
+// pinForgotten says whether consumer h has no pinned puller: its new
+// leader forgot the pin (or it was unpinned), and no other puller took it.
+func pinForgotten(ctx context.Context, h jetstream.Consumer) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := h.Info(ictx)
+	if err != nil {
+		return false
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == priorityGroup && g.PinnedClientID != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // restartPart returns the puller state that follows old, which stopped
 // because the consumer no longer knew its pin. It starts in its safe start.
-// When the pull before ended with the consumer's leader changing
-// (leaderChanged) and old had the pin, the pin was simply forgotten, and
-// deliveries made across the change may never have arrived: the new state
-// keeps what old had handed out (its client still has it, and it still
-// holds back the later events of its keys) and its last consumer sequence,
-// and it starts with a gap, so that the partition's unsettled events it
-// does not know of are released (mendGap) and come back to it; left alone,
-// they would hold its safe start until their ack timeout. Otherwise
-// (another puller may have had the pin) it starts afresh.
-func (s *Subscription) restartPart(old *partState, leaderChanged bool) *partState {
+// When the pin was simply forgotten (forgotten: the consumer's leader
+// changed) and old had it, deliveries made across the change may never
+// have arrived: the new state keeps what old had handed out and is still
+// unsettled (its client has it, and it still holds back the later events
+// of its keys) and old's last consumer sequence, and it starts with a gap,
+// so that the partition's unsettled events it does not know of are
+// released (mendGap) and come back to it; left alone, they would hold its
+// safe start until their ack timeout. Otherwise (another puller has the
+// pin) it starts afresh.
+func (s *Subscription) restartPart(old *partState, forgotten bool) *partState {
 	ps := newPartState(old.k, old.stream, old.consumer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if leaderChanged && old.pinned {
+	if forgotten && old.pinned {
 		for _, e := range old.sorted() {
-			if e.state == handed {
+			// One settled since old stopped is no longer pending (it
+			// found no puller state to leave): it stays behind.
+			if e.state == handed && s.pending[e.ackKey()] == e {
 				e.ps = ps
 				ps.add(e)
 			}
@@ -620,11 +641,18 @@ func (s *Subscription) room() int {
 
 func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error) error {
 	s.n.log.Warn("pull", "consumer", ps.consumer, "stream", ps.stream, "err", err)
+	pause := time.Second
 	if errors.Is(err, nats.ErrNoResponders) {
-		// A pull of a consumer that is gone finds nobody to answer.
-		if _, ierr := s.n.js.Consumer(ctx, ps.stream, ps.consumer); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+		// A pull of a consumer that is gone finds nobody to answer; so
+		// does one while the consumer elects a new leader, which soon
+		// answers (and for which the question below may not be answered
+		// either).
+		pause = 200 * time.Millisecond
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		if _, ierr := s.n.js.Consumer(ictx, ps.stream, ps.consumer); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
 			err = ierr
 		}
+		cancel()
 	}
 	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 		// Deleted (inactive for longer than the retention, or by an
@@ -637,7 +665,7 @@ func (s *Subscription) pullFailed(ctx context.Context, ps *partState, err error)
 		}
 	}
 	select {
-	case <-time.After(time.Second):
+	case <-time.After(pause):
 	case <-ctx.Done():
 	}
 	return err

@@ -55,3 +55,38 @@ func TestCheckSafe(t *testing.T) {
 	ps.comingSince = ps.comingSince.Add(-lostAfter)
 	check("on its way for lostAfter", info(4, 4), want{safe: true, gap: true})
 }
+
+// TestRestartPart: after a forgotten pin the new puller state keeps the
+// events handed out and unsettled, not those settled since the old one
+// stopped, nor what it held (released when it stopped), and starts with a
+// gap after the old one's last delivery; after another puller took the pin
+// it starts afresh.
+func TestRestartPart(t *testing.T) {
+	s := &Subscription{wake: make(chan struct{}, 1), parts: map[string]*partState{}, pending: map[string]*entry{}}
+	old := func() *partState {
+		ps := newPartState(partKey{"t", 0}, "EV_t", "g1_c_g_0")
+		ps.pinned, ps.safe, ps.lastDelivery = true, false, 9
+		for seq, st := range map[uint64]entryState{1: handed, 2: handed, 3: held} {
+			e := &entry{ps: ps, seq: seq, key: "k", state: st}
+			ps.add(e)
+			if seq == 1 {
+				s.pending[e.ackKey()] = e // seq 2 was settled after ps stopped
+			}
+		}
+		return ps
+	}
+
+	ps := s.restartPart(old(), true)
+	if !ps.safe || !ps.gap || ps.lastDelivery != 9 || len(ps.bySeq) != 1 || ps.bySeq[1] == nil || ps.bySeq[1].ps != ps {
+		t.Fatalf("after a forgotten pin: safe %v gap %v last %d entries %v, want safe, a gap after 9, entry 1 only",
+			ps.safe, ps.gap, ps.lastDelivery, ps.bySeq)
+	}
+	if s.parts[ps.id()] != ps {
+		t.Fatal("the new state is not the partition's")
+	}
+	ps = s.restartPart(old(), false)
+	if !ps.safe || ps.gap || ps.lastDelivery != 0 || len(ps.bySeq) != 0 {
+		t.Fatalf("after another took the pin: safe %v gap %v last %d entries %d, want a fresh safe start",
+			ps.safe, ps.gap, ps.lastDelivery, len(ps.bySeq))
+	}
+}

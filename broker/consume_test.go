@@ -440,3 +440,42 @@ func TestConsumeUpdatesEarlierConsumers(t *testing.T) {
 		t.Fatalf("consumer not updated: MaxAckPending %d, priority policy %v", cfg.MaxAckPending, cfg.PriorityPolicy)
 	}
 }
+
+// TestPinForgotten: a puller whose pin the consumer no longer knows tells a
+// forgotten pin (a new leader, an unpin: nobody pinned) from another
+// puller's.
+func TestPinForgotten(t *testing.T) {
+	n, _ := consumeNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := n.JetStream()
+	stream := broker.StreamName(consumeType)
+	c, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "pins", AckPolicy: jetstream.AckExplicitPolicy,
+		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{broker.PriorityGroup}, PinnedTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !broker.PinForgotten(ctx, c) {
+		t.Fatal("a consumer no puller pulled has a pin")
+	}
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "pin-1", "k"))
+	b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(broker.PriorityGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range b.Messages() {
+	}
+	if broker.PinForgotten(ctx, c) {
+		t.Fatal("the pin of the puller that fetched is taken for forgotten")
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UnpinConsumer(ctx, "pins", broker.PriorityGroup); err != nil {
+		t.Fatal(err)
+	}
+	if !broker.PinForgotten(ctx, c) {
+		t.Fatal("an unpinned consumer has a pin")
+	}
+}

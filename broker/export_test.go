@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,3 +39,8 @@ func (s *Subscription) MemberIDForTest() string { return s.members.id }
 
 // HubsForTest returns the number of membership hubs of the node.
 func (n *Node) HubsForTest() int { return n.hubs.count() }
+
+// PinForgotten exposes pinForgotten; PriorityGroup is the group it looks at.
+func PinForgotten(ctx context.Context, c jetstream.Consumer) bool { return pinForgotten(ctx, c) }
+
+const PriorityGroup = priorityGroup
