@@ -147,10 +147,25 @@ func (n *Node) ensureStream(ctx context.Context, t *EventType) error {
 const apiAttempt = 10 * time.Second
 
 // attempts calls f, with a deadline of apiAttempt, until it returns nil,
-// at most five times while ctx lasts; it returns f's last error.
+// at most five times while ctx lasts, pausing 200 ms before the second and
+// twice as long before each next (a cluster that has just formed refuses
+// a stream for a moment: "no suitable peers for placement"); it returns
+// f's last error.
 func attempts(ctx context.Context, f func(ctx context.Context) error) error {
+	return attemptsPausing(ctx, 200*time.Millisecond, f)
+}
+
+func attemptsPausing(ctx context.Context, pause time.Duration, f func(ctx context.Context) error) error {
 	err := ctx.Err()
 	for i := 0; i < 5 && ctx.Err() == nil; i++ {
+		if i > 0 {
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+				return err
+			}
+			pause *= 2
+		}
 		actx, cancel := context.WithTimeout(ctx, apiAttempt)
 		err = f(actx)
 		cancel()

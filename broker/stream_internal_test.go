@@ -14,7 +14,7 @@ func TestAttempts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	var deadlines []time.Time
-	err := attempts(ctx, func(ctx context.Context) error {
+	err := attemptsPausing(ctx, time.Millisecond, func(ctx context.Context) error {
 		d, _ := ctx.Deadline()
 		deadlines = append(deadlines, d)
 		if len(deadlines) < 3 {
@@ -31,7 +31,7 @@ func TestAttempts(t *testing.T) {
 		}
 	}
 	n := 0
-	if err := attempts(ctx, func(context.Context) error { n++; return errors.New("no answer") }); err == nil || n != 5 {
+	if err := attemptsPausing(ctx, time.Millisecond, func(context.Context) error { n++; return errors.New("no answer") }); err == nil || n != 5 {
 		t.Fatalf("got %v after %d attempts, want the last error after 5", err, n)
 	}
 	cancel()
