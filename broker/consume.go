@@ -585,11 +585,12 @@ func pinForgotten(ctx context.Context, h jetstream.Consumer) bool {
 // changed) and old had it, deliveries made across the change may never
 // have arrived: the new state keeps what old had handed out and is still
 // unsettled (its client has it, and it still holds back the later events
-// of its keys) and old's last consumer sequence, and it starts with a gap,
-// so that the partition's unsettled events it does not know of are
-// released (mendGap) and come back to it; left alone, they would hold its
-// safe start until their ack timeout. Otherwise (another puller has the
-// pin) it starts afresh.
+// of its keys), and it starts with a gap, so that the partition's
+// unsettled events it does not know of are released (mendGap) and come
+// back to it; left alone, they would hold its safe start until their ack
+// timeout. It numbers deliveries afresh: those released come back with
+// numbers past old's last, which is no gap of its own. Otherwise (another
+// puller has the pin) it starts afresh altogether.
 func (s *Subscription) restartPart(old *partState, forgotten bool) *partState {
 	ps := newPartState(old.k, old.stream, old.consumer)
 	s.mu.Lock()
@@ -603,7 +604,7 @@ func (s *Subscription) restartPart(old *partState, forgotten bool) *partState {
 				ps.add(e)
 			}
 		}
-		ps.lastDelivery, ps.gap = old.lastDelivery, true
+		ps.gap = true
 	}
 	s.parts[ps.id()] = ps
 	return ps

@@ -59,8 +59,8 @@ func TestCheckSafe(t *testing.T) {
 // TestRestartPart: after a forgotten pin the new puller state keeps the
 // events handed out and unsettled, not those settled since the old one
 // stopped, nor what it held (released when it stopped), and starts with a
-// gap after the old one's last delivery; after another puller took the pin
-// it starts afresh.
+// gap, numbering afresh; after another puller took the pin it starts
+// afresh altogether.
 func TestRestartPart(t *testing.T) {
 	s := &Subscription{wake: make(chan struct{}, 1), parts: map[string]*partState{}, pending: map[string]*entry{}}
 	old := func() *partState {
@@ -77,8 +77,8 @@ func TestRestartPart(t *testing.T) {
 	}
 
 	ps := s.restartPart(old(), true)
-	if !ps.safe || !ps.gap || ps.lastDelivery != 9 || len(ps.bySeq) != 1 || ps.bySeq[1] == nil || ps.bySeq[1].ps != ps {
-		t.Fatalf("after a forgotten pin: safe %v gap %v last %d entries %v, want safe, a gap after 9, entry 1 only",
+	if !ps.safe || !ps.gap || ps.lastDelivery != 0 || len(ps.bySeq) != 1 || ps.bySeq[1] == nil || ps.bySeq[1].ps != ps {
+		t.Fatalf("after a forgotten pin: safe %v gap %v last %d entries %v, want safe, a gap, no last delivery, entry 1 only",
 			ps.safe, ps.gap, ps.lastDelivery, ps.bySeq)
 	}
 	if s.parts[ps.id()] != ps {
