@@ -27,6 +27,7 @@ type benchConfig struct {
 	CA, Cert, Key                 string   // the CA and the producer's certificate
 	ConsumerCert, ConsumerKey     string
 	Type                          string
+	Group                         string // the consumers' group; "": a new one per run
 	Producers, Consumers          int
 	Batch, Size, Keys             int
 	Duration                      time.Duration
@@ -55,6 +56,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.Type, "type", "org.mevents.bench", "event type to produce (its schema must accept the bench event, see devdata/schemas/bench.schema.json)")
 	fs.IntVar(&c.Producers, "producers", 4, "concurrent producers (HTTP/2 connections)")
 	fs.IntVar(&c.Consumers, "consumers", 3, "WebSocket consumers in one new group (0: produce only)")
+	fs.StringVar(&c.Group, "group", "", "the consumers' group: empty, a new one each run (deleted afterwards with operator credentials); a name, that group from run to run, kept (so that runs without operator credentials do not each leave a group behind)")
 	fs.IntVar(&c.Batch, "batch", 100, "events per request")
 	fs.IntVar(&c.Size, "size", 1024, "approximate size of one event in bytes")
 	fs.IntVar(&c.Keys, "keys", 1000, "distinct partition keys")
@@ -195,7 +197,10 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 	if err := c.load(); err != nil {
 		return nil, err
 	}
-	rep := &benchReport{Config: c, Group: "bench-" + randomHex(4)}
+	rep := &benchReport{Config: c, Group: c.Group}
+	if rep.Group == "" {
+		rep.Group = "bench-" + randomHex(4)
+	}
 	if len(c.Ops) > 0 {
 		if _, err := scrapeUsage(ctx, c.Ops); err != nil {
 			return nil, fmt.Errorf("--ops: %w", err)
@@ -325,9 +330,10 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 		}
 	}
 	consumers = nil
-	if c.NATS != "" && c.Consumers > 0 {
+	if c.NATS != "" && c.Consumers > 0 && c.Group == "" {
 		// The group's consumers would otherwise stay for the type's
-		// retention and a day, each a replicated Raft group.
+		// retention and a day, each a replicated Raft group. A group
+		// named with --group is for the next run.
 		if err := deleteGroup(c, group); err != nil {
 			fmt.Fprintf(c.Progress, "bench group %s not deleted: %v\n", group, err)
 		}
@@ -346,6 +352,11 @@ func (c *benchConfig) load() error {
 	}
 	if c.Producers < 1 || c.Batch < 1 || c.Keys < 1 || c.Size < 1 {
 		return errors.New("bench: --producers, --batch, --keys and --size must be positive")
+	}
+	if c.Group != "" {
+		if err := broker.ValidGroup(c.Group); err != nil {
+			return fmt.Errorf("bench: --group: %w", err)
+		}
 	}
 	var err error
 	if c.producerTLS, err = clientTLSFiles(c.CA, c.Cert, c.Key); err != nil {

@@ -114,6 +114,57 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestBenchNamedGroup: --group reuses one group from run to run and keeps
+// it, with operator credentials too; a name that is no group name is
+// refused before anything runs.
+func TestBenchNamedGroup(t *testing.T) {
+	m, dir := runDevSystem(t)
+	var progress bytes.Buffer
+	c := devBench(m, dir, &progress)
+	c.Producers, c.Consumers, c.Batch, c.Size, c.Count, c.Warmup = 1, 1, 20, 512, 100, 0
+	cfg := m.Config
+	c.NATS, c.NATSUser, c.NATSPassword = "tls://"+m.Node.OperatorAddr(), cfg.NATS.Operators[0].User, cfg.NATS.Operators[0].Password
+	c.Duration = 200 * time.Millisecond // of each raw measurement
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bad := c
+	bad.Group = "no spaces"
+	if _, err := bench(ctx, bad); err == nil || !strings.Contains(err.Error(), "--group") {
+		t.Fatalf("bench with group %q: %v", bad.Group, err)
+	}
+	c.Group = "bench-reused"
+	for run := 1; run <= 2; run++ {
+		r, err := bench(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Group != c.Group || r.Produced != 100 || r.Delivered != 100 {
+			t.Fatalf("run %d: group %s, produced %d, delivered %d; want %s, 100, 100", run, r.Group, r.Produced, r.Delivered, c.Group)
+		}
+	}
+	if err := c.load(); err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := c.operatorJetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for name := range stream.ConsumerNames(ctx).Name() {
+		if _, g, ok := broker.ConsumerGroup(name); ok && g == c.Group {
+			n++
+		}
+	}
+	if n != broker.Partitions {
+		t.Fatalf("%d consumers of the named group after two runs, want its %d", n, broker.Partitions)
+	}
+}
+
 // TestWatch: `mevents watch` prints an event produced to the dev system as
 // one JSON line and acknowledges it.
 func TestWatch(t *testing.T) {
