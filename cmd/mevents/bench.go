@@ -55,7 +55,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.ConsumerKey, "consumer-key", ".mevents-dev/pki/demo-consumer-key.pem", "consumer's client key")
 	fs.StringVar(&c.Type, "type", "org.mevents.bench", "event type to produce (its schema must accept the bench event, see devdata/schemas/bench.schema.json)")
 	fs.IntVar(&c.Producers, "producers", 4, "concurrent producers (HTTP/2 connections)")
-	fs.IntVar(&c.Consumers, "consumers", 3, "WebSocket consumers in one new group (0: produce only)")
+	fs.IntVar(&c.Consumers, "consumers", 3, "WebSocket consumers in one group (a new one unless --group; 0: produce only)")
 	fs.StringVar(&c.Group, "group", "", "the consumers' group: empty, a new one each run (deleted afterwards with operator credentials); a name, that group from run to run, kept (so that runs without operator credentials do not each leave a group behind)")
 	fs.IntVar(&c.Batch, "batch", 100, "events per request")
 	fs.IntVar(&c.Size, "size", 1024, "approximate size of one event in bytes")
