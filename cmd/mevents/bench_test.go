@@ -87,22 +87,8 @@ func TestBench(t *testing.T) {
 		t.Fatalf("node usage %+v, raw %+v and %+v", r.Usage, r.Raw.PublishUsage, r.Raw.PublishedUsage)
 	}
 	// With operator credentials the bench deletes its group afterwards.
-	if err := c.load(); err != nil {
-		t.Fatal(err)
-	}
-	nc, js, err := c.operatorJetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name := range stream.ConsumerNames(ctx).Name() {
-		if _, g, ok := broker.ConsumerGroup(name); ok && g == r.Group {
-			t.Fatalf("consumer %s of the bench group %s is left", name, r.Group)
-		}
+	if n := groupConsumers(t, c, r.Group); n != 0 {
+		t.Fatalf("%d consumers of the bench group %s are left", n, r.Group)
 	}
 	var out bytes.Buffer
 	r.print(&out)
@@ -142,6 +128,15 @@ func TestBenchNamedGroup(t *testing.T) {
 			t.Fatalf("run %d: group %s, produced %d, delivered %d; want %s, 100, 100", run, r.Group, r.Produced, r.Delivered, c.Group)
 		}
 	}
+	if n := groupConsumers(t, c, c.Group); n != broker.Partitions {
+		t.Fatalf("%d consumers of the named group after two runs, want its %d", n, broker.Partitions)
+	}
+}
+
+// groupConsumers counts the consumers of group on the bench's type, asking
+// through the bench's operator connection.
+func groupConsumers(t *testing.T, c benchConfig, group string) int {
+	t.Helper()
 	if err := c.load(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,19 +145,19 @@ func TestBenchNamedGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for name := range stream.ConsumerNames(ctx).Name() {
-		if _, g, ok := broker.ConsumerGroup(name); ok && g == c.Group {
+		if _, g, ok := broker.ConsumerGroup(name); ok && g == group {
 			n++
 		}
 	}
-	if n != broker.Partitions {
-		t.Fatalf("%d consumers of the named group after two runs, want its %d", n, broker.Partitions)
-	}
+	return n
 }
 
 // TestWatch: `mevents watch` prints an event produced to the dev system as
