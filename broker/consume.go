@@ -44,6 +44,9 @@ const (
 	// staleCheck is how often a puller asks whether events it handed out
 	// long ago were settled elsewhere.
 	staleCheck = 5 * time.Second
+	// skipsWait bounds how long Subscribe waits for the bucket of hidden
+	// deliveries.
+	skipsWait = 2 * time.Second
 )
 
 // ErrSubscriptionClosed is returned by Next after Close or Stop.
@@ -159,8 +162,14 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	}
 	// The bucket of hidden deliveries, made on first use, is made now: a
 	// puller that stops needs it at once, and made then, on every node at
-	// the same moment and under load (a failover), it took seconds.
-	if _, err := n.skipsKV(ctx); err != nil {
+	// the same moment and under load (a failover), it took seconds. Once
+	// made it is a lookup; while it cannot be made (the store is away),
+	// a subscription waits for it a short while only: its pullers manage
+	// without it (hidden deliveries then count).
+	kctx, kcancel := context.WithTimeout(ctx, skipsWait)
+	_, err := n.skipsKV(kctx)
+	kcancel()
+	if err != nil {
 		n.log.Warn("open the bucket of hidden deliveries", "err", err)
 	}
 	maxDeliver := cl.MaxDeliver
