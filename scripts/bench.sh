@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the standard benchmark scenarios against a local 3-node cluster and
-# write the results to a markdown file.
+# write the results to a markdown file: a table of every scenario's figures,
+# then each scenario's whole report.
 #
 #   scripts/bench.sh [OUT.md]        (default bench-results.md)
 #
@@ -38,6 +39,10 @@ common=(--api "https://localhost:$api,https://localhost:$((api+1)),https://local
   --nats "tls://127.0.0.1:$nats" --nats-user ops --nats-password "$(cat "$dir/operator-password")"
   --ops "http://127.0.0.1:$ops,http://127.0.0.1:$((ops+1)),http://127.0.0.1:$((ops+2))")
 
+# The table (one row per run, from --summary) and the reports are written
+# apart and put together at the end.
+summary=$dir/summary.md details=$dir/details.md
+rm -f "$summary" "$details"
 {
   echo "# mevents bench — $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
@@ -53,10 +58,10 @@ run() {
     echo
     echo '```'
     echo "mevents bench $*"
-    "$dir/bin/mevents" bench "${common[@]}" "$@" 2>/dev/null
+    "$dir/bin/mevents" bench "${common[@]}" --summary "$summary" "$@" 2>/dev/null
     echo '```'
     echo
-  } >> "$out"
+  } >> "$details"
 }
 
 if [[ -z ${ONLY_SOAK:-} ]]; then
@@ -67,7 +72,7 @@ if [[ -z ${ONLY_SOAK:-} ]]; then
 fi
 for i in 1 2 3; do
   rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)
-  echo "- n$i resident memory after the run: $((rss / 1024)) MiB" >> "$out"
+  echo "- n$i resident memory after the run: $((rss / 1024)) MiB" >> "$details"
 done
 
 # SOAK=10m: a steady load below the delivery capacity for that long, with
@@ -79,8 +84,8 @@ if [[ -n ${SOAK:-} ]]; then
     echo
     echo "| elapsed | n1 MiB | n2 MiB | n3 MiB |"
     echo "|---|---|---|---|"
-  } >> "$out"
-  "$dir/bin/mevents" bench "${common[@]}" --producers 2 --batch 10 --consumers 3 --rate "${SOAK_RATE:-300}" --duration "$SOAK" \
+  } >> "$details"
+  "$dir/bin/mevents" bench "${common[@]}" --summary "$summary" --producers 2 --batch 10 --consumers 3 --rate "${SOAK_RATE:-300}" --duration "$SOAK" \
     > "$dir/soak-report.txt" 2>/dev/null &
   soak=$!
   start=$SECONDS
@@ -90,9 +95,13 @@ if [[ -n ${SOAK:-} ]]; then
       rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)
       row="$row $((rss / 1024)) |"
     done
-    echo "$row" >> "$out"
+    echo "$row" >> "$details"
     sleep 30
   done
-  { echo; echo '```'; cat "$dir/soak-report.txt"; echo '```'; } >> "$out"
+  { echo; echo '```'; cat "$dir/soak-report.txt"; echo '```'; } >> "$details"
 fi
+{
+  if [[ -f $summary ]]; then cat "$summary"; echo; fi
+  cat "$details"
+} >> "$out"
 echo "wrote $out"

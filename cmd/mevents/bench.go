@@ -70,6 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.NATSUser, "nats-user", "ops", "operator user")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "operator password")
 	ops := fs.String("ops", "", "comma-separated base URLs of every node's ops listener (http://host:9090), to report the nodes' CPU per event and resident memory")
+	summary := fs.String("summary", "", "also append the run's figures as a row of a markdown table to this file (with the table's header when the file is new)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +81,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	report.print(stdout)
+	if *summary != "" {
+		if err := appendSummary(*summary, report); err != nil {
+			return fmt.Errorf("--summary: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -98,6 +98,10 @@ func TestBench(t *testing.T) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Its summary row has every figure: this run measured them all.
+	if row := r.row(); strings.Count(row, "|") != 11 || strings.Contains(row, "–") || !strings.Contains(row, "2 consumers") {
+		t.Fatalf("summary row %s", row)
+	}
 }
 
 // TestBenchNamedGroup: --group reuses one group from run to run and keeps
