@@ -28,9 +28,23 @@ for i in 1 2 3; do
     exit 1
   fi
 done
+
+# The table (one row per run, from --summary) and the reports are written
+# apart and put together at the end, also when a run fails.
+summary=$dir/summary.md details=$dir/details.md
+rm -f "$summary" "$details"
+finish() {
+  {
+    if [[ -f $summary ]]; then cat "$summary"; echo; fi
+    if [[ -f $details ]]; then cat "$details"; fi
+  } >> "$out"
+  echo "wrote $out"
+  "$root/scripts/cluster.sh" stop "$dir"
+}
+
 rm -rf "$dir/data"
 "$root/scripts/cluster.sh" start "$dir"
-trap '"$root/scripts/cluster.sh" stop "$dir"' EXIT
+trap finish EXIT
 
 api=${API_PORT:-8443} nats=${NATS_PORT:-4222} ops=${OPS_PORT:-9090}
 common=(--api "https://localhost:$api,https://localhost:$((api+1)),https://localhost:$((api+2))"
@@ -39,10 +53,6 @@ common=(--api "https://localhost:$api,https://localhost:$((api+1)),https://local
   --nats "tls://127.0.0.1:$nats" --nats-user ops --nats-password "$(cat "$dir/operator-password")"
   --ops "http://127.0.0.1:$ops,http://127.0.0.1:$((ops+1)),http://127.0.0.1:$((ops+2))")
 
-# The table (one row per run, from --summary) and the reports are written
-# apart and put together at the end.
-summary=$dir/summary.md details=$dir/details.md
-rm -f "$summary" "$details"
 {
   echo "# mevents bench — $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
@@ -100,8 +110,3 @@ if [[ -n ${SOAK:-} ]]; then
   done
   { echo; echo '```'; cat "$dir/soak-report.txt"; echo '```'; } >> "$details"
 fi
-{
-  if [[ -f $summary ]]; then cat "$summary"; echo; fi
-  cat "$details"
-} >> "$out"
-echo "wrote $out"

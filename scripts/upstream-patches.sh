@@ -34,6 +34,7 @@ for p in "${patches[@]}"; do
   [[ -f $p ]] || { echo "no such patch: $p" >&2; exit 1; }
   module=$(sed -n 's/^Module: //p' "$p" | head -1)
   [[ -n $module ]] || { echo "$p names no module (a \"Module: \" line)" >&2; exit 1; }
+  (cd "$root" && GOWORK=off go mod download "$module")
   src=$(cd "$root" && GOWORK=off go list -m -f '{{.Dir}}' "$module")
   version=$(cd "$root" && GOWORK=off go list -m -f '{{.Version}}' "$module")
   copy=$dir/$(basename "$p" .patch)
