@@ -38,8 +38,9 @@ finish() {
     if [[ -f $summary ]]; then cat "$summary"; echo; fi
     if [[ -f $details ]]; then cat "$details"; fi
   } >> "$out"
-  echo "wrote $out"
-  "$root/scripts/cluster.sh" stop "$dir"
+  # To stderr: a run that fails exits with stdout still redirected.
+  echo "wrote $out" >&2
+  "$root/scripts/cluster.sh" stop "$dir" >&2
 }
 
 rm -rf "$dir/data"
