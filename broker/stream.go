@@ -150,9 +150,29 @@ const apiAttempt = 10 * time.Second
 // at most five times while ctx lasts, pausing 200 ms before the second and
 // twice as long before each next (a cluster that has just formed refuses
 // a stream for a moment: "no suitable peers for placement"); it returns
-// f's last error.
+// f's last error, at once when that is one no retry can mend (permanent).
 func attempts(ctx context.Context, f func(ctx context.Context) error) error {
 	return attemptsPausing(ctx, 200*time.Millisecond, f)
+}
+
+// permanent says whether err is a JetStream API error that asking again
+// within seconds cannot mend: a limit of the account or the server, or a
+// configuration the server refuses. Anything else, "no suitable peers"
+// included (a 400 as well), is worth another attempt.
+func permanent(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	// nats-server's errors.json: JSMaximumConsumersLimitErr,
+	// JSMaximumStreamsLimitErr, JSStorageResourcesExceededErr,
+	// JSStreamInvalidConfigF, JSStreamReplicasNotSupportedErr,
+	// JSStreamMaxBytesRequired, JSConsumerMaxPendingAckExcessErrF.
+	switch apiErr.ErrorCode {
+	case 10026, 10027, errCodeStorageExceeded, 10052, 10074, 10113, 10121:
+		return true
+	}
+	return false
 }
 
 func attemptsPausing(ctx context.Context, pause time.Duration, f func(ctx context.Context) error) error {
@@ -169,8 +189,8 @@ func attemptsPausing(ctx context.Context, pause time.Duration, f func(ctx contex
 		actx, cancel := context.WithTimeout(ctx, apiAttempt)
 		err = f(actx)
 		cancel()
-		if err == nil {
-			return nil
+		if err == nil || permanent(err) {
+			return err
 		}
 	}
 	return err
