@@ -3,25 +3,33 @@ package broker
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Ack ids. An ack id is the base64url (unpadded) form of the JetStream ack
-// subject of the delivery:
+// Settling. An ack id names one delivery: the base64url (unpadded) form of
 //
-//	$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+//	m1.<member>.<epoch>.<partition>.<stream seq>.<count>.<client>.<group>.<type>
 //
-// (or its 12-token form with domain and account hash). It names the stream,
-// the group's consumer (whose name holds the client and group, group.go) and the
-// event, so any request of the client, on any node, can settle it: no
-// per-connection state is needed. Settle refuses ack ids of consumers that
-// are not the caller's.
+// where member is the instance that delivered it and epoch the partition's
+// owner count then (cursor.go). Only that instance can settle it, and only
+// while it owns the partition in that epoch and the delivery is the
+// event's current one: any request of the client, on any node, settles it
+// by asking the instance on the core NATS subject
+//
+//	_mevents.settle.<member>    request {"op","ackIds","delay","reason"}, reply {"errors":["" or why, …]}
+//
+// (an instance on the same node is asked directly). A delivery whose
+// instance is gone, whose partition moved, or that was delivered again
+// since, cannot be settled: its event goes out again, and the answer says
+// so. The instance applies settlements in the order they arrive and
+// answers them once the cursor write that holds them is stored.
 
 // SettleOp is what a consumer does with deliveries.
 type SettleOp string
@@ -38,7 +46,7 @@ type Settlement struct {
 	Op     SettleOp
 	AckIDs []string
 	// Delay is how long a released event waits before it is delivered
-	// again; the event's partition key stays blocked meanwhile.
+	// again; the later events of its key wait with it.
 	Delay time.Duration
 	// Reason is kept with a dead event.
 	Reason string
@@ -56,37 +64,40 @@ type SettleResult struct {
 	Failed    []SettleFailure `json:"failed"`
 }
 
-// settleTimeout bounds one settlement when ctx has no deadline; it covers
-// the election of a new consumer leader after a node died.
+// settleTimeout bounds one settlement when ctx has no deadline.
 const settleTimeout = 10 * time.Second
-
-// settleConcurrency bounds the settlements of one request under way at once.
-const settleConcurrency = 32
 
 // ackRef is a parsed ack id.
 type ackRef struct {
-	reply     string
-	stream    string
-	consumer  string
+	member    string
+	epoch     uint64
+	partition int
+	seq       uint64
+	count     int
 	client    string
 	group     string
-	partition int
-	delivered int
-	seq       uint64 // stream sequence
+	typ       string
 }
 
-func encodeAckID(reply string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(reply))
-}
-
-// ackKeyOf identifies the event (not the delivery) an ack id refers to; ""
-// for malformed ids.
-func ackKeyOf(id string) string {
-	r, err := parseAckID(id)
-	if err != nil {
-		return ""
-	}
-	return r.stream + " " + r.consumer + " " + strconv.FormatUint(r.seq, 10)
+func encodeAckID(r ackRef) string {
+	b := make([]byte, 0, 96)
+	b = append(b, "m1."...)
+	b = append(b, r.member...)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, r.epoch, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(r.partition), 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, r.seq, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(r.count), 10)
+	b = append(b, '.')
+	b = append(b, r.client...)
+	b = append(b, '.')
+	b = append(b, r.group...)
+	b = append(b, '.')
+	b = append(b, r.typ...)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 var (
@@ -94,195 +105,324 @@ var (
 	errUnknownAckID   = errors.New("unknown ack id")
 )
 
-// parseAckID parses an ack id: the base64url of a JetStream ack subject
-// whose consumer is a group's. It runs several times per settled event
-// (settling, and each instance that learns of it), so it splits the
-// subject in place rather than through strings.Split.
+// parseAckID parses an ack id.
 func parseAckID(id string) (ackRef, error) {
+	if len(id) > 1024 {
+		return ackRef{}, errMalformedAckID
+	}
 	b, err := base64.RawURLEncoding.DecodeString(id)
-	if err != nil || len(b) > 512 {
+	if err != nil {
 		return ackRef{}, errMalformedAckID
 	}
-	reply := string(b)
-	if strings.ContainsAny(reply, "*> \t\r\n") {
+	f := strings.SplitN(string(b), ".", 9)
+	if len(f) != 9 || f[0] != "m1" || f[1] == "" || strings.ContainsAny(f[1], "*> ") {
 		return ackRef{}, errMalformedAckID
-	}
-	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
-	// $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.… (12).
-	var toks [12]string
-	n := 0
-	for rest := reply; ; n++ {
-		i := strings.IndexByte(rest, '.')
-		t := rest
-		if i >= 0 {
-			t = rest[:i]
-		}
-		if t == "" || n == len(toks) {
-			return ackRef{}, errMalformedAckID
-		}
-		toks[n] = t
-		if i < 0 {
-			n++
-			break
-		}
-		rest = rest[i+1:]
 	}
 	var r ackRef
-	var rest []string
-	switch {
-	case n == 9 && toks[0] == "$JS" && toks[1] == "ACK":
-		r.stream, r.consumer, rest = toks[2], toks[3], toks[4:n]
-	case n >= 11 && toks[0] == "$JS" && toks[1] == "ACK":
-		r.stream, r.consumer, rest = toks[4], toks[5], toks[6:n]
-	default:
+	var e1, e2, e3, e4 error
+	r.member, r.client, r.group, r.typ = f[1], f[6], f[7], f[8]
+	r.epoch, e1 = strconv.ParseUint(f[2], 10, 64)
+	r.partition, e2 = strconv.Atoi(f[3])
+	r.seq, e3 = strconv.ParseUint(f[4], 10, 64)
+	r.count, e4 = strconv.Atoi(f[5])
+	if e1 != nil || e2 != nil || e3 != nil || e4 != nil || r.partition < 0 || r.partition >= Partitions ||
+		r.count < 1 || r.client == "" || !validGroupName(r.group) || r.typ == "" {
 		return ackRef{}, errMalformedAckID
 	}
-	dc, err1 := strconv.Atoi(rest[0])
-	seq, err2 := strconv.ParseUint(rest[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return ackRef{}, errMalformedAckID
-	}
-	client, group, p, ok := parseConsumerName(r.consumer)
-	if !ok {
-		return ackRef{}, errMalformedAckID
-	}
-	r.reply, r.client, r.group, r.partition, r.delivered, r.seq = reply, client, group, p, dc, seq
 	return r, nil
 }
 
-// ownAckID parses id and checks that it is a delivery to cl.
+// ownAckID parses id and checks that it is a delivery to cl of a type
+// routed to it.
 func ownAckID(cl *Client, id string) (ackRef, error) {
 	r, err := parseAckID(id)
 	if err != nil {
 		return r, err
 	}
-	if r.client != cl.ID {
+	if r.client != cl.ID || !cl.MayConsume(r.typ) {
 		return r, errUnknownAckID
 	}
-	for _, t := range cl.Consume {
-		if streamNameIs(t, r.stream) {
-			return r, nil
-		}
-	}
-	return r, errUnknownAckID
+	return r, nil
 }
 
-// Settle acknowledges, releases or kills the deliveries named by ack ids.
-// Every id is reported as succeeded or failed (malformed, not the caller's,
-// or the store did not answer). Settling an event that was settled already
-// or redelivered since succeeds or is a no-op: JetStream keeps the state.
+func settleSubject(member string) string { return "_mevents.settle." + member }
+
+// localSubs are a node's subscriptions by member id.
+type localSubs struct {
+	mu   sync.Mutex
+	byID map[string]*Subscription
+}
+
+func (l *localSubs) add(s *Subscription) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byID == nil {
+		l.byID = map[string]*Subscription{}
+	}
+	l.byID[s.id] = s
+}
+
+func (l *localSubs) remove(s *Subscription) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.byID, s.id)
+}
+
+func (l *localSubs) get(id string) *Subscription {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byID[id]
+}
+
+// Settle settles deliveries (see Node.Settle).
+func (s *Subscription) Settle(ctx context.Context, st Settlement) SettleResult {
+	return s.n.Settle(ctx, s.client, st)
+}
+
+// Settle acknowledges, releases or kills the deliveries named by ack ids,
+// in their order. Every id is reported as succeeded or failed (malformed,
+// not the caller's, no longer current, or the store did not confirm). A
+// succeeded settlement is stored on a quorum; settling again what is
+// settled succeeds.
 func (n *Node) Settle(ctx context.Context, cl *Client, st Settlement) SettleResult {
-	res, refs := n.settle(ctx, cl, st)
-	n.announce(st.Op, res.Succeeded, refs, "")
-	return res
-}
-
-// settledSubject carries "<op> <ack id> …" for settlements of a group made
-// through another request than the subscription that handed the events
-// out, so that it lets the next events of their keys go (consume_keys.go).
-func settledSubject(client, group string) string {
-	return "_mevents.settled." + client + "." + group
-}
-
-// originHeader of an announcement names the subscription that settled the
-// events (when one did): it has taken note of them already.
-const originHeader = "Mevents-Origin"
-
-// announce publishes settled ack ids (refs, their parsed forms) on their
-// groups' settledSubject; origin is the settling subscription or "".
-func (n *Node) announce(op SettleOp, ids []string, refs []ackRef, origin string) {
-	byGroup := map[string][]string{}
-	for i, id := range ids {
-		subj := settledSubject(refs[i].client, refs[i].group)
-		byGroup[subj] = append(byGroup[subj], id)
-	}
-	for subj, ids := range byGroup {
-		m := &nats.Msg{Subject: subj, Data: []byte(string(op) + " " + strings.Join(ids, " "))}
-		if origin != "" {
-			m.Header = nats.Header{originHeader: {origin}}
-		}
-		_ = n.nc.PublishMsg(m)
-	}
-}
-
-// settle settles st's ids and returns the result with the parsed forms of
-// the succeeded ids, in their order.
-func (n *Node) settle(ctx context.Context, cl *Client, st Settlement) (SettleResult, []ackRef) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, settleTimeout)
 		defer cancel()
 	}
-	// The ids are settled concurrently: each waits for the consumer's
-	// leader to confirm (a replicated write), so one after the other a
-	// frame of a hundred acks would take a hundred round trips.
 	errs := make([]error, len(st.AckIDs))
-	parsed := make([]ackRef, len(st.AckIDs))
-	concurrently(len(st.AckIDs), settleConcurrency, func(i int) {
-		parsed[i], errs[i] = n.settleOne(ctx, cl, st, st.AckIDs[i])
-	})
+	refs := make([]ackRef, len(st.AckIDs))
+	byMember := map[string][]int{}
+	var members []string
+	for i, id := range st.AckIDs {
+		refs[i], errs[i] = ownAckID(cl, id)
+		if errs[i] == nil {
+			m := refs[i].member
+			if byMember[m] == nil {
+				members = append(members, m)
+			}
+			byMember[m] = append(byMember[m], i)
+		}
+	}
+	if st.Op != SettleAck && st.Op != SettleRelease && st.Op != SettleDead {
+		for i := range errs {
+			errs[i] = errors.New("unknown operation")
+		}
+		members = nil
+	}
+	var wg sync.WaitGroup
+	for _, m := range members {
+		idx := byMember[m]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := make([]ackRef, len(idx))
+			ids := make([]string, len(idx))
+			for j, i := range idx {
+				sub[j], ids[j] = refs[i], st.AckIDs[i]
+			}
+			var res []error
+			if s := n.local.get(m); s != nil {
+				res = s.settleLocal(ctx, st, sub)
+			} else {
+				res = n.settleRemote(ctx, m, st, ids)
+			}
+			for j, i := range idx {
+				errs[i] = res[j]
+			}
+		}()
+	}
+	wg.Wait()
 	res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
-	refs := make([]ackRef, 0, len(st.AckIDs))
 	for i, id := range st.AckIDs {
 		if errs[i] != nil {
 			res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: errs[i].Error()})
+		} else {
+			res.Succeeded = append(res.Succeeded, id)
+		}
+	}
+	return res
+}
+
+type settleRequest struct {
+	Op     SettleOp `json:"op"`
+	AckIDs []string `json:"ackIds"`
+	Delay  int64    `json:"delay,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+type settleReply struct {
+	Errors []string `json:"errors"`
+}
+
+// settleRemote asks the instance member, on another node, to settle ids.
+func (n *Node) settleRemote(ctx context.Context, member string, st Settlement, ids []string) []error {
+	errs := make([]error, len(ids))
+	fill := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	req, _ := json.Marshal(settleRequest{Op: st.Op, AckIDs: ids, Delay: int64(st.Delay), Reason: st.Reason})
+	msg, err := n.nc.RequestWithContext(ctx, settleSubject(member), req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fill(errors.New("the delivery is no longer current: its instance is gone; the event will be delivered again"))
+	case err != nil:
+		n.log.Warn("settle through another node", "member", member, "err", err)
+		return fill(errStore)
+	}
+	var rep settleReply
+	if json.Unmarshal(msg.Data, &rep) != nil || len(rep.Errors) != len(ids) {
+		return fill(errStore)
+	}
+	for i, e := range rep.Errors {
+		if e != "" {
+			errs[i] = errors.New(e)
+		}
+	}
+	return errs
+}
+
+// onSettle answers another node's settle request.
+func (s *Subscription) onSettle(m *nats.Msg) {
+	var req settleRequest
+	if json.Unmarshal(m.Data, &req) != nil {
+		return
+	}
+	refs := make([]ackRef, len(req.AckIDs))
+	errs := make([]error, len(req.AckIDs))
+	var ok []int
+	for i, id := range req.AckIDs {
+		if refs[i], errs[i] = ownAckID(s.client, id); errs[i] == nil {
+			ok = append(ok, i)
+		}
+	}
+	go func() { // not on the connection's dispatcher: it waits for a write
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		defer cancel()
+		sub := make([]ackRef, len(ok))
+		for j, i := range ok {
+			sub[j] = refs[i]
+		}
+		res := s.settleLocal(ctx, Settlement{Op: req.Op, Delay: time.Duration(req.Delay), Reason: req.Reason}, sub)
+		for j, i := range ok {
+			errs[i] = res[j]
+		}
+		rep := settleReply{Errors: make([]string, len(errs))}
+		for i, err := range errs {
+			if err != nil {
+				rep.Errors[i] = err.Error()
+			}
+		}
+		b, _ := json.Marshal(rep)
+		_ = m.Respond(b)
+	}()
+}
+
+// settleLocal applies settlements of this instance's deliveries in order
+// and waits until the cursor writes that hold them are stored.
+func (s *Subscription) settleLocal(ctx context.Context, st Settlement, refs []ackRef) []error {
+	errs := make([]error, len(refs))
+	waits := make([]chan error, len(refs))
+	now := time.Now()
+	s.mu.Lock()
+	for i, r := range refs {
+		p := s.parts[partKey{r.typ, r.partition}]
+		if p == nil || p.epoch != r.epoch || r.member != s.id {
+			errs[i] = errMoved
 			continue
 		}
-		res.Succeeded = append(res.Succeeded, id)
-		refs = append(refs, parsed[i])
-	}
-	return res, refs
-}
-
-func (n *Node) settleOne(ctx context.Context, cl *Client, st Settlement, id string) (ackRef, error) {
-	r, err := ownAckID(cl, id)
-	if err != nil {
-		return r, err
-	}
-	var body string
-	switch st.Op {
-	case SettleAck:
-		body = "+ACK"
-	case SettleRelease:
-		body = "-NAK"
-		if st.Delay > 0 {
-			body = fmt.Sprintf(`-NAK {"delay":%d}`, st.Delay.Nanoseconds())
+		ch := make(chan error, 1)
+		e := p.bySeq[r.seq]
+		if e == nil {
+			if _, open := p.loaded[r.seq]; open || r.seq >= p.readFrom {
+				errs[i] = errStale
+				continue
+			}
+			// Settled already: answered once that is stored.
+			waits[i] = ch
+			p.waiters = append(p.waiters, ch)
+			continue
 		}
-	case SettleDead:
-		reason := st.Reason
-		if reason == "" {
-			reason = "reported dead by the consumer"
+		if !e.out || e.count != r.count {
+			errs[i] = errStale
+			continue
 		}
-		if err := n.buryDelivery(ctx, r.reply, OriginConsumer, reason, -1); err != nil {
-			n.log.Error("move to dead events", "consumer", r.consumer, "seq", r.seq, "err", err)
-			return r, fmt.Errorf("the event store is unavailable")
+		waits[i] = ch
+		switch st.Op {
+		case SettleAck:
+			s.dropEntry(e)
+			p.waiters = append(p.waiters, ch)
+		case SettleRelease:
+			var nb time.Time
+			if st.Delay > 0 {
+				nb = now.Add(st.Delay)
+			}
+			s.outN -= e.again(nb)
+			s.push(e)
+			s.watch()
+			p.waiters = append(p.waiters, ch)
+			signal(s.wake)
+		case SettleDead:
+			reason := st.Reason
+			if reason == "" {
+				reason = "reported dead by the consumer"
+			}
+			e.out, e.dead = false, true
+			s.outN--
+			signal(s.wake)
+			s.wg.Add(1)
+			go s.buryEntry(e, OriginConsumer, reason, e.count, ch)
 		}
-		return r, nil
-	default:
-		return r, fmt.Errorf("unknown operation %q", st.Op)
 	}
-	if err := n.ackRequest(ctx, r.reply, body); err != nil {
-		n.log.Warn("settle", "op", st.Op, "consumer", r.consumer, "seq", r.seq, "err", err)
-		return r, fmt.Errorf("the event store did not confirm")
-	}
-	return r, nil
-}
-
-// ackRequest sends an acknowledgement (ACK, NAK, TERM) and waits for
-// JetStream to confirm it. While a consumer's leader moves (a node died)
-// nobody answers for a few seconds: it retries until ctx ends.
-func (n *Node) ackRequest(ctx context.Context, reply, body string) error {
-	for {
-		actx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := n.nc.RequestWithContext(actx, reply, []byte(body))
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return err
+	s.mu.Unlock()
+	signal(s.commitKick)
+	for i, ch := range waits {
+		if ch == nil {
+			continue
 		}
 		select {
-		case <-time.After(200 * time.Millisecond):
+		case errs[i] = <-ch:
 		case <-ctx.Done():
-			return err
+			errs[i] = errStore
 		}
+	}
+	return errs
+}
+
+// buryEntry moves e to the dead events and then settles it; when it cannot,
+// e goes out again later. done, when not nil, receives the outcome once
+// the cursor holds it.
+func (s *Subscription) buryEntry(e *entry, origin, reason string, count int, done chan error) {
+	defer s.wg.Done()
+	p := e.part
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	err := s.n.storeDead(ctx, s.client.ID, s.group, StreamName(p.k.typ), e.seq, e.data, count, origin, reason)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case p.gone:
+		// The partition moved meanwhile: its next owner delivers the event
+		// again (and a dead event stored twice within two minutes is one).
+		if done != nil {
+			done <- errMoved
+		}
+	case err != nil:
+		s.n.log.Error("move to dead events", "client", s.client.ID, "group", s.group, "type", p.k.typ, "seq", e.seq, "err", err)
+		e.dead = false
+		s.outN -= e.again(time.Now().Add(time.Second))
+		s.watch()
+		if done != nil {
+			done <- errors.New("the dead-event store is unavailable")
+		}
+	default:
+		s.dropEntry(e)
+		if done != nil {
+			p.waiters = append(p.waiters, done)
+		}
+		signal(s.commitKick)
 	}
 }

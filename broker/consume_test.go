@@ -87,9 +87,9 @@ func TestConsumeOrderPerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// The bucket of hidden deliveries is there before a puller needs it.
-	if _, err := n.JetStream().KeyValue(context.Background(), broker.SkipsBucket); err != nil {
-		t.Fatalf("bucket %s after Subscribe: %v", broker.SkipsBucket, err)
+	// The cursor store is there once a subscription is.
+	if _, err := n.JetStream().KeyValue(context.Background(), broker.CursorBucket); err != nil {
+		t.Fatalf("bucket %s after Subscribe: %v", broker.CursorBucket, err)
 	}
 	last := map[string]int{}
 	for got := 0; got < keys*perKey; got++ {
@@ -104,48 +104,93 @@ func TestConsumeOrderPerKey(t *testing.T) {
 	}
 }
 
-// TestConsumeHoldsBackOnlyItsKey: an unacknowledged event holds back the
-// later events of its key, not those of other keys of its partition.
-func TestConsumeHoldsBackOnlyItsKey(t *testing.T) {
-	n, reg := consumeNode(t)
-	// Two keys of one partition.
-	a, b := "key-0", ""
-	for i := 1; b == ""; i++ {
+// twoKeys returns two partition keys of one partition.
+func twoKeys() (string, string) {
+	a := "key-0"
+	for i := 1; ; i++ {
 		if k := fmt.Sprintf("key-%d", i); broker.Partition(k) == broker.Partition(a) {
-			b = k
+			return a, k
 		}
 	}
-	publish(t, n, "prod", false,
-		event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "a2", a),
-		event(t, consumeType, "/s", "b1", b), event(t, consumeType, "/s", "b2", b))
-	s, err := n.Subscribe(context.Background(), broker.SubscribeOptions{Client: reg.Client("c2"), Group: "keys", Spread: true})
+}
+
+// TestConsumePipelinesAKey: many events of one key are out at once, in
+// order, up to the credit.
+func TestConsumePipelinesAKey(t *testing.T) {
+	n, reg := consumeNode(t)
+	var evs []broker.Event
+	for i := range 10 {
+		evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("e%d", i), "one-key"))
+	}
+	publish(t, n, "prod", false, evs...)
+	s, err := n.Subscribe(context.Background(), broker.SubscribeOptions{Client: reg.Client("c2"), Group: "pipe", MaxInFlight: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// a1 and b1 come; a2 and b2 wait for them.
-	got := map[string]broker.Delivery{}
-	for range 2 {
+	var out []broker.Delivery
+	for i := range 5 {
 		d, ev := next(t, s, 5*time.Second)
-		got[ev.ID] = d
+		if ev.ID != fmt.Sprintf("e%d", i) || d.Count != 1 {
+			t.Fatalf("delivery %d is %s (count %d), want e%d", i, ev.ID, d.Count, i)
+		}
+		out = append(out, d)
 	}
-	if _, ok := got["a1"]; !ok || got["b1"].AckID == "" {
-		t.Fatalf("first deliveries %v, want a1 and b1", got)
+	if got := s.OutForTest(); got != 5 {
+		t.Fatalf("%d out, want 5", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	if d, err := s.Next(ctx); err == nil {
-		t.Fatalf("got %s while the first event of each key is unacknowledged", d.Event)
+		t.Fatalf("got %s beyond the credit", d.Event)
 	}
 	cancel()
-	// b1 acknowledged: b2 comes, while a1 still holds a2 back.
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{out[0].AckID, out[1].AckID}})
+	for i := 5; i < 7; i++ {
+		if _, ev := next(t, s, 5*time.Second); ev.ID != fmt.Sprintf("e%d", i) {
+			t.Fatalf("after two acks got %s, want e%d", ev.ID, i)
+		}
+	}
+}
+
+// TestConsumeReleaseRedeliversItsKeyOnly: a released event and the later
+// out events of its key go out again, in order; their earlier deliveries
+// can no longer be settled; other keys are not touched.
+func TestConsumeReleaseRedeliversItsKeyOnly(t *testing.T) {
+	n, reg := consumeNode(t)
+	a, b := twoKeys()
+	publish(t, n, "prod", false,
+		event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "a2", a),
+		event(t, consumeType, "/s", "b1", b), event(t, consumeType, "/s", "b2", b))
+	s, err := n.Subscribe(context.Background(), broker.SubscribeOptions{Client: reg.Client("c2"), Group: "keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := map[string]broker.Delivery{}
+	var order []string
+	for range 4 {
+		d, ev := next(t, s, 5*time.Second)
+		got[ev.ID] = d
+		order = append(order, ev.ID)
+	}
+	if fmt.Sprint(order) != "[a1 a2 b1 b2]" {
+		t.Fatalf("first deliveries %v, want all four in stream order", order)
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{got["a1"].AckID}})
+	res := s.Settle(context.Background(), broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["a2"].AckID}})
+	if len(res.Failed) != 1 {
+		t.Fatalf("ack of a2's void delivery: %+v, want it refused", res)
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["b1"].AckID, got["b2"].AckID}})
+	for _, want := range []string{"a1", "a2"} {
+		d, ev := next(t, s, 5*time.Second)
+		if ev.ID != want || d.Count != 2 {
+			t.Fatalf("after the release got %s (count %d), want %s, delivery 2", ev.ID, d.Count, want)
+		}
+		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	}
+	// Settled again: still succeeds.
 	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["b1"].AckID}})
-	if _, ev := next(t, s, 5*time.Second); ev.ID != "b2" {
-		t.Fatalf("after b1 got %s, want b2", ev.ID)
-	}
-	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["a1"].AckID}})
-	if _, ev := next(t, s, 5*time.Second); ev.ID != "a2" || ev.DeliveryCount != 1 {
-		t.Fatalf("after a1 got %+v, want a2, first delivery", ev)
-	}
 }
 
 func TestConsumeRedelivery(t *testing.T) {
@@ -157,39 +202,45 @@ func TestConsumeRedelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ev := next(t, s, 5*time.Second)
-	if ev.ID != "e1" || ev.DeliveryCount != 1 {
-		t.Fatalf("first delivery %+v", ev)
+	expect := func(s *broker.Subscription, count int) broker.Delivery {
+		t.Helper()
+		var first broker.Delivery
+		for _, id := range []string{"e1", "e2"} {
+			d, ev := next(t, s, 5*time.Second)
+			if ev.ID != id || ev.DeliveryCount != count {
+				t.Fatalf("got %s delivery %d, want %s delivery %d", ev.ID, ev.DeliveryCount, id, count)
+			}
+			if id == "e1" {
+				first = d
+			}
+		}
+		return first
 	}
-	// Not acknowledged within the ack timeout (1s): delivered again, and e2
-	// (same key) is held back meanwhile.
-	_, ev = next(t, s, 5*time.Second)
-	if ev.ID != "e1" || ev.DeliveryCount != 2 {
-		t.Fatalf("after the ack timeout got %+v, want e1 delivery 2", ev)
-	}
-	// Closing releases it at once to the next instance of the group.
+	expect(s, 1)
+	// Not acknowledged within the ack timeout (1s): e1 delivered again,
+	// and e2 (same key, out after it) again after it.
+	expect(s, 2)
+	// Closing gives them to the next instance of the group at once.
 	s.Close()
 	s, err = n.Subscribe(context.Background(), broker.SubscribeOptions{Client: c2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	d, ev := next(t, s, 5*time.Second)
-	if ev.ID != "e1" || ev.DeliveryCount < 3 {
-		t.Fatalf("after reconnect got %+v, want e1 delivery ≥ 3", ev)
-	}
-	// Release with a delay: redelivered no sooner than the delay.
-	released, count := time.Now(), d.Count
+	d := expect(s, 3)
+	// Release with a delay: redelivered no sooner than the delay, e2 after it.
+	released := time.Now()
 	settle(t, s, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{d.AckID}, Delay: 300 * time.Millisecond})
-	d, ev = next(t, s, 5*time.Second)
-	if ev.ID != "e1" || ev.DeliveryCount != count+1 || time.Since(released) < 300*time.Millisecond {
+	d, ev := next(t, s, 5*time.Second)
+	if ev.ID != "e1" || ev.DeliveryCount != 4 || time.Since(released) < 300*time.Millisecond {
 		t.Fatalf("after release got %+v after %v", ev, time.Since(released))
 	}
 	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
-	_, ev = next(t, s, 5*time.Second)
-	if ev.ID != "e2" || ev.DeliveryCount != 1 {
-		t.Fatalf("after ack got %+v, want e2", ev)
+	d, ev = next(t, s, 5*time.Second)
+	if ev.ID != "e2" || ev.DeliveryCount != 4 {
+		t.Fatalf("after ack got %+v, want e2 delivery 4", ev)
 	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 }
 
 func TestConsumeGroupsAndStart(t *testing.T) {
@@ -374,14 +425,13 @@ func jsonHasID(raw json.RawMessage, id string) bool {
 	return json.Unmarshal(raw, &ev) == nil && ev.ID == id
 }
 
-// TestConsumeRecreatesDeletedConsumer: a group consumer deleted under a
-// subscription (by an operator, or for inactivity) is made again, and
-// delivery goes on.
-func TestConsumeRecreatesDeletedConsumer(t *testing.T) {
+// TestConsumeReaderLost: a reader's consumer deleted under a subscription
+// (by an operator) is made again, and delivery goes on where it was.
+func TestConsumeReaderLost(t *testing.T) {
 	n, reg := consumeNode(t)
 	ctx := context.Background()
 	publish(t, n, "prod", false, event(t, consumeType, "/s", "one", "k"))
-	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "gone", Spread: true})
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "gone"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,91 +441,77 @@ func TestConsumeRecreatesDeletedConsumer(t *testing.T) {
 		t.Fatalf("got %s, want one", ev.ID)
 	}
 	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
-	name := fmt.Sprintf("g%d_c2_gone_%d", len("c2"), broker.Partition("k"))
-	if err := n.JetStream().DeleteConsumer(ctx, broker.StreamName(consumeType), name); err != nil {
+	st, err := n.JetStream().Stream(ctx, broker.StreamName(consumeType))
+	if err != nil {
 		t.Fatal(err)
 	}
-	publish(t, n, "prod", false, event(t, consumeType, "/s", "two", "k"))
-	// Made again from the oldest retained event: "one" may come again.
-	for {
-		d, ev := next(t, s, 15*time.Second)
-		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
-		if ev.ID == "two" {
-			return
+	for name := range st.ConsumerNames(ctx).Name() {
+		if err := n.JetStream().DeleteConsumer(ctx, broker.StreamName(consumeType), name); err != nil {
+			t.Fatal(err)
 		}
+	}
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "two", "k"))
+	d, ev = next(t, s, 15*time.Second)
+	if ev.ID != "two" || d.Count != 1 {
+		t.Fatalf("after the reader was deleted got %s (count %d), want two", ev.ID, d.Count)
 	}
 }
 
-// TestConsumeUpdatesEarlierConsumers: a group consumer made by an earlier
-// version (one unacknowledged event, no priority group) is brought up to
-// date in place, keeping its position.
-func TestConsumeUpdatesEarlierConsumers(t *testing.T) {
+// TestConsumeUpgradesEarlierGroups: a group kept by an earlier version as
+// durable consumers (pinned priority group, explicit acks) keeps its
+// position: what it acknowledged is not delivered again, what it had out
+// unacknowledged is, and the consumer is removed.
+func TestConsumeUpgradesEarlierGroups(t *testing.T) {
 	n, reg := consumeNode(t)
 	ctx := context.Background()
-	publish(t, n, "prod", false, event(t, consumeType, "/s", "old", "k"))
-	p := broker.Partition("k")
+	a, b := twoKeys()
+	publish(t, n, "prod", false,
+		event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "b1", b),
+		event(t, consumeType, "/s", "a2", a), event(t, consumeType, "/s", "b2", b),
+		event(t, consumeType, "/s", "a3", a))
+	p := broker.Partition(a)
 	name := fmt.Sprintf("g%d_c2_up_%d", len("c2"), p)
-	_, err := n.JetStream().CreateConsumer(ctx, broker.StreamName(consumeType), jetstream.ConsumerConfig{
-		Durable: name, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, MaxDeliver: -1,
-		DeliverPolicy: jetstream.DeliverNewPolicy, AckWait: time.Second,
+	c, err := n.JetStream().CreateConsumer(ctx, broker.StreamName(consumeType), jetstream.ConsumerConfig{
+		Durable: name, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 128, MaxDeliver: -1,
+		AckWait: time.Minute, PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{"mevents"}, PinnedTTL: 10 * time.Second,
 		FilterSubjects: []string{broker.Subject(consumeType, p, ""), broker.Subject(consumeType, p, "c2"), fmt.Sprintf("evredo.c2.up.%s.%d", consumeType, p)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish(t, n, "prod", false, event(t, consumeType, "/s", "new", "k"))
-	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "up", Spread: true})
+	// The earlier version delivered a1 b1 a2 b2, and b1 and a1 were
+	// acknowledged (b1 above the ack floor).
+	batch, err := c.Fetch(4, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup("mevents"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 4 {
+		t.Fatalf("the old consumer delivered %d events, want 4", len(msgs))
+	}
+	for _, i := range []int{1, 0} {
+		if err := msgs[i].DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "up"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, ev := next(t, s, 10*time.Second); ev.ID != "new" {
-		t.Fatalf("got %s, want new (the consumer's position kept)", ev.ID)
+	var got []string
+	for range 3 {
+		d, ev := next(t, s, 15*time.Second)
+		got = append(got, fmt.Sprintf("%s/%d", ev.ID, d.Count))
+		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 	}
-	c, err := n.JetStream().Consumer(ctx, broker.StreamName(consumeType), name)
-	if err != nil {
-		t.Fatal(err)
+	if fmt.Sprint(got) != "[a2/2 b2/2 a3/1]" {
+		t.Fatalf("after the upgrade got %v, want a2 and b2 again and a3 new", got)
 	}
-	if cfg := c.CachedInfo().Config; cfg.MaxAckPending == 1 || cfg.PriorityPolicy != jetstream.PriorityPolicyPinned {
-		t.Fatalf("consumer not updated: MaxAckPending %d, priority policy %v", cfg.MaxAckPending, cfg.PriorityPolicy)
-	}
-}
-
-// TestPinForgotten: a puller whose pin the consumer no longer knows tells a
-// forgotten pin (a new leader, an unpin: nobody pinned) from another
-// puller's.
-func TestPinForgotten(t *testing.T) {
-	n, _ := consumeNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js := n.JetStream()
-	stream := broker.StreamName(consumeType)
-	c, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "pins", AckPolicy: jetstream.AckExplicitPolicy,
-		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{broker.PriorityGroup}, PinnedTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !broker.PinForgotten(ctx, c) {
-		t.Fatal("a consumer no puller pulled has a pin")
-	}
-	publish(t, n, "prod", false, event(t, consumeType, "/s", "pin-1", "k"))
-	b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(broker.PriorityGroup))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range b.Messages() {
-	}
-	if broker.PinForgotten(ctx, c) {
-		t.Fatal("the pin of the puller that fetched is taken for forgotten")
-	}
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.UnpinConsumer(ctx, "pins", broker.PriorityGroup); err != nil {
-		t.Fatal(err)
-	}
-	if !broker.PinForgotten(ctx, c) {
-		t.Fatal("an unpinned consumer has a pin")
+	if _, err := n.JetStream().Consumer(ctx, broker.StreamName(consumeType), name); err == nil {
+		t.Fatal("the earlier version's consumer is still there")
 	}
 }

@@ -15,8 +15,8 @@ import (
 
 // Dead events. JetStream has no dead-letter queue, so an event a consumer
 // reports dead, or one delivered more than the client's maxDeliver times, is
-// copied to the stream DEAD (acknowledged by a quorum) before its delivery is
-// terminated; its partition key then moves on.
+// copied to the stream DEAD (acknowledged by a quorum) before the group's
+// cursor settles it; its partition key then moves on.
 //
 //	stream   DEAD, file storage, 30 days, replicated like event streams
 //	subject  dead.<client>.<group>
@@ -90,46 +90,6 @@ func (n *Node) deadStream(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
-// buryDelivery copies the event of a delivery (ack subject reply) to the
-// dead-event store and then terminates the delivery.
-// count is the delivery count to record; < 0 means the ack id's.
-func (n *Node) buryDelivery(ctx context.Context, reply, origin, reason string, count int) error {
-	r, err := parseAckID(encodeAckID(reply))
-	if err != nil {
-		return err
-	}
-	es, err := n.js.Stream(ctx, r.stream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", r.stream, err)
-	}
-	m, err := es.GetMsg(ctx, r.seq)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		// Gone by retention meanwhile: nothing left to keep. Anything
-		// else is a failure to read it, and nothing is terminated.
-		info, ierr := es.Info(ctx)
-		if ierr != nil {
-			return fmt.Errorf("read event %d of %s: %w", r.seq, r.stream, ierr)
-		}
-		if r.seq >= info.State.FirstSeq {
-			return fmt.Errorf("read event %d of %s: not found, though the stream begins at %d", r.seq, r.stream, info.State.FirstSeq)
-		}
-	case err != nil:
-		return fmt.Errorf("read event %d of %s: %w", r.seq, r.stream, err)
-	default:
-		if count < 0 {
-			count = r.delivered
-		}
-		if err := n.storeDead(ctx, r, m.Data, count, origin, reason); err != nil {
-			return err
-		}
-	}
-	if err := n.ackRequest(ctx, reply, "+TERM "+origin); err != nil {
-		return fmt.Errorf("terminate delivery: %w", err)
-	}
-	return nil
-}
-
 type deadRecord struct {
 	Group         string          `json:"group"`
 	Reason        string          `json:"reason"`
@@ -139,18 +99,20 @@ type deadRecord struct {
 	Event         json.RawMessage `json:"event"`
 }
 
-func (n *Node) storeDead(ctx context.Context, r ackRef, event []byte, count int, origin, reason string) error {
+// storeDead copies the event at seq of stream, delivered count times to
+// client's group, to the dead-event store.
+func (n *Node) storeDead(ctx context.Context, client, group, stream string, seq uint64, event []byte, count int, origin, reason string) error {
 	if _, err := n.deadStream(ctx); err != nil {
 		return err
 	}
-	rec, err := json.Marshal(deadRecord{Group: r.group, Reason: reason, Origin: origin, DeliveryCount: count,
+	rec, err := json.Marshal(deadRecord{Group: group, Reason: reason, Origin: origin, DeliveryCount: count,
 		DeadAt: time.Now().UTC(), Event: event})
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: deadSubject(r.client, r.group), Data: rec,
-		// The same delivery is stored once even if settling is retried.
-		Header: nats.Header{jetstream.MsgIDHeader: []string{r.stream + ":" + strconv.FormatUint(r.seq, 10)}}}
+	msg := &nats.Msg{Subject: deadSubject(client, group), Data: rec,
+		// The same event is stored once even if burying is retried.
+		Header: nats.Header{jetstream.MsgIDHeader: []string{client + ":" + group + ":" + stream + ":" + strconv.FormatUint(seq, 10)}}}
 	if _, err := n.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("store dead event: %w", err)
 	}

@@ -22,7 +22,7 @@ func BenchmarkDeliver(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	start := time.Now()
-	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: fmt.Sprintf("bench%d", b.N), MaxInFlight: 100, Spread: true})
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: fmt.Sprintf("bench%d", b.N), MaxInFlight: 100})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func BenchmarkDeliverCluster(b *testing.B) {
 		wg.Wait()
 	}()
 	for _, n := range nodes {
-		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: group, MaxInFlight: 100, Spread: true})
+		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: group, MaxInFlight: 100})
 		if err != nil {
 			b.Fatal(err)
 		}

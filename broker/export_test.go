@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"fmt"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,30 +16,45 @@ func (n *Node) AppIdentityForTest() (string, nats.SignatureHandler) {
 	return n.appUser.pub, n.appUser.sign
 }
 
-// DebugState describes what a subscription holds (for failing tests).
-func (s *Subscription) DebugState() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := fmt.Sprintf("pending %d ready %d held %d\n", len(s.pending), len(s.ready), s.held)
-	for id, ps := range s.parts {
-		st := map[entryState]int{}
-		for _, e := range ps.bySeq {
-			st[e.state]++
-		}
-		if len(ps.bySeq) > 0 || ps.safe && ps.pinned {
-			out += fmt.Sprintf("  %s safe=%v pinned=%v held=%d handed=%d released=%d\n", id, ps.safe, ps.pinned, st[held], st[handed], st[released])
-		}
-	}
-	return out
-}
-
-// MemberIDForTest returns the member id of a spread subscription.
-func (s *Subscription) MemberIDForTest() string { return s.members.id }
+// MemberIDForTest returns the member id of a subscription.
+func (s *Subscription) MemberIDForTest() string { return s.id }
 
 // HubsForTest returns the number of membership hubs of the node.
 func (n *Node) HubsForTest() int { return n.hubs.count() }
 
-// PinForgotten exposes pinForgotten; PriorityGroup is the group it looks at.
-func PinForgotten(ctx context.Context, c jetstream.Consumer) bool { return pinForgotten(ctx, c) }
+// OutForTest returns the number of deliveries of s out now.
+func (s *Subscription) OutForTest() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outN
+}
 
-const PriorityGroup = priorityGroup
+// DebugState describes what a subscription holds (for failing tests).
+func (s *Subscription) DebugState() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := fmt.Sprintf("out %d ready %d held %d\n", s.outN, len(s.ready), s.heldN)
+	for k, p := range s.parts {
+		n := 0
+		for _, e := range p.bySeq {
+			if e.out {
+				n++
+			}
+		}
+		out += fmt.Sprintf("  %s/%d epoch %d readFrom %d to %d held %d out %d\n", k.typ, k.partition, p.epoch, p.readFrom, p.to, len(p.bySeq), n)
+	}
+	return out
+}
+
+// CrashForTest ends s as a crash would: its goroutines stop and it writes
+// nothing more (its partitions stay its own in the cursors); it leaves the
+// group's membership, as the members forget a process that died.
+func (s *Subscription) CrashForTest() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	_ = s.settleSub.Unsubscribe()
+	s.n.local.remove(s)
+}

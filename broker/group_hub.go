@@ -138,9 +138,7 @@ type hub struct {
 	localMsg json.RawMessage        // the local members as published; nil after a change
 	remote   map[string]*remoteHub  // by hub id
 	cur      view                   // every member, local and remote
-	// vanishes are the recent departures of remote hubs, numbered by
-	// vanishGen, for beat.
-	vanishes  []vanishing
+	// vanishGen counts the departures of remote hubs with members, for beat.
 	vanishGen uint64
 }
 
@@ -149,15 +147,6 @@ type remoteHub struct {
 	raw     json.RawMessage // its members as it published them
 	members map[string]memberState
 	seen    time.Time
-}
-
-// vanishing is the departure of the members of a hub not heard of for
-// memberTTL, with the view before they were forgotten.
-type vanishing struct {
-	gen    uint64
-	at     time.Time
-	ids    map[string]bool
-	before map[string]memberState
 }
 
 // hubMsg is a message of the protocol (group_members.go).
@@ -300,12 +289,8 @@ func (h *hub) applyLocked(in hubMsg, now time.Time) bool {
 }
 
 // expireLocked forgets the remote hubs not heard of for memberTTL and
-// records their members as vanished.
+// counts their departure in vanishGen.
 func (h *hub) expireLocked(now time.Time) {
-	for len(h.vanishes) > 0 && now.Sub(h.vanishes[0].at) > memberTTL {
-		// Every instance beats each heartbeatInterval: it has seen them.
-		h.vanishes = h.vanishes[1:]
-	}
 	var gone []string
 	members := false
 	for id, r := range h.remote {
@@ -320,17 +305,11 @@ func (h *hub) expireLocked(now time.Time) {
 		}
 		return
 	}
-	v := vanishing{at: now, ids: map[string]bool{}, before: h.membersLocked()}
 	heads := h.cur.heads(nil)
 	for _, id := range gone {
-		for mid := range h.remote[id].members {
-			v.ids[mid] = true
-		}
 		delete(h.remote, id)
 	}
 	h.vanishGen++
-	v.gen = h.vanishGen
-	h.vanishes = append(h.vanishes, v)
 	h.cur = newView(h.membersLocked())
 	h.movedLocked(heads)
 }

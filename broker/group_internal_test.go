@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -42,25 +43,27 @@ func TestConsumerNames(t *testing.T) {
 
 func TestAckIDs(t *testing.T) {
 	cl := &Client{ID: "c1", Consume: []string{"t.a"}}
-	reply := "$JS.ACK.EV_t_a." + consumerName("c1", "g", 4) + ".3.42.17.1795379424282877383.0"
-	r, err := ownAckID(cl, encodeAckID(reply))
-	if err != nil {
-		t.Fatal(err)
+	want := ackRef{member: "9f2c", epoch: 3, partition: 4, seq: 42, count: 2, client: "c1", group: "g_1", typ: "t.a"}
+	r, err := ownAckID(cl, encodeAckID(want))
+	if err != nil || r != want {
+		t.Fatalf("parsed %+v, %v; want %+v", r, err, want)
 	}
-	if r.stream != "EV_t_a" || r.group != "g" || r.partition != 4 || r.delivered != 3 || r.seq != 42 || r.reply != reply {
-		t.Fatalf("parsed %+v", r)
-	}
-	v2 := "$JS.ACK._.ACCHASH.EV_t_a." + consumerName("c1", "g", 4) + ".3.42.17.1795379424282877383.0.tok"
-	if r, err := ownAckID(cl, encodeAckID(v2)); err != nil || r.seq != 42 {
-		t.Fatalf("12-token form: %+v %v", r, err)
+	other := func(f func(r *ackRef)) string {
+		r := want
+		f(&r)
+		return encodeAckID(r)
 	}
 	for name, id := range map[string]string{
-		"not base64":      "!!",
-		"other subject":   encodeAckID("$JS.API.STREAM.DELETE.EV_t_a"),
-		"wildcard":        encodeAckID("$JS.ACK.EV_t_a.*.3.42.17.1.0"),
-		"other client":    encodeAckID(strings.Replace(reply, consumerName("c1", "g", 4), consumerName("c2", "g", 4), 1)),
-		"type not routed": encodeAckID(strings.Replace(reply, "EV_t_a", "EV_t_b", 1)),
-		"other consumer":  encodeAckID("$JS.ACK.EV_t_a.ops-debug.3.42.17.1.0"),
+		"not base64":        "!!",
+		"other client":      other(func(r *ackRef) { r.client = "c2" }),
+		"type not routed":   other(func(r *ackRef) { r.typ = "t.b" }),
+		"bad group":         other(func(r *ackRef) { r.group = "a+b" }),
+		"partition too big": other(func(r *ackRef) { r.partition = 12 }),
+		"count zero":        other(func(r *ackRef) { r.count = 0 }),
+		"no member":         other(func(r *ackRef) { r.member = "" }),
+		"wildcard member":   other(func(r *ackRef) { r.member = "*" }),
+		"old format":        base64.RawURLEncoding.EncodeToString([]byte("$JS.ACK.EV_t_a.g2_c1_g_4.3.42.17.1795379424282877383.0")),
+		"too long":          strings.Repeat("A", 2000),
 	} {
 		if _, err := ownAckID(cl, id); err == nil {
 			t.Fatalf("%s: ack id accepted", name)
@@ -175,18 +178,23 @@ func TestHubView(t *testing.T) {
 			t.Fatalf("%s: assignment %v, want %v", s.name, got, s.parts)
 		}
 	}
-	if v, _ := m.beat(now.Add(memberTTL)); v != nil {
-		t.Fatalf("vanished %v within memberTTL", v)
+	if !m.alive("u", "m2") || !m.alive("t", "z20") {
+		t.Fatal("members of another hub are not alive")
 	}
-	vanished, before := m.beat(now.Add(memberTTL + time.Millisecond))
-	if !vanished["m2"] || !vanished["z20"] || len(vanished) != 22 || owner(before, "u", 0) != "m2" || !signalled() {
-		t.Fatalf("after memberTTL: vanished %v, before %v", vanished, before)
+	if m.beat(now.Add(memberTTL)) {
+		t.Fatal("members vanished within memberTTL")
+	}
+	if !m.beat(now.Add(memberTTL+time.Millisecond)) || !signalled() {
+		t.Fatal("after memberTTL: nothing vanished")
+	}
+	if m.alive("u", "m2") || m.alive("t", "z20") || !m.alive("t", m.id) {
+		t.Fatal("after memberTTL: vanished members are alive")
 	}
 	if got := m.assignment("t"); !slices.Equal(got, all) {
 		t.Fatalf("alone: assignment %v", got)
 	}
-	if v, _ := m.beat(now.Add(memberTTL + time.Second)); v != nil {
-		t.Fatalf("vanished %v reported twice", v)
+	if m.beat(now.Add(memberTTL + time.Second)) {
+		t.Fatal("vanished reported twice")
 	}
 }
 

@@ -1,15 +1,11 @@
 package broker
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Spreading a group over its instances. Every live instance of a (client,
@@ -100,10 +96,10 @@ func newMemberID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// join makes a new member of the group, through the node's hub of the
+// join makes id a new member of the group, through the node's hub of the
 // group, which it creates (subscribes and says hello) if there is none.
-func (n *Node) join(client, group string, types []string) (*membership, error) {
-	m := &membership{id: newMemberID(), types: types, changed: make(chan struct{}, 1)}
+func (n *Node) join(id, client, group string, types []string) (*membership, error) {
+	m := &membership{id: id, types: types, changed: make(chan struct{}, 1)}
 	if err := n.hubs.join(n, hubKey{client, group}, m); err != nil {
 		return nil, err
 	}
@@ -119,32 +115,30 @@ func (m *membership) signal() {
 }
 
 // beat forgets the members whose hub was not heard of for memberTTL. It
-// returns the members that vanished since the previous beat and the view
-// before they were forgotten (nil when none did). Both are shared: read only.
-func (m *membership) beat(now time.Time) (vanished map[string]bool, before map[string]memberState) {
+// reports whether members vanished since the previous beat.
+func (m *membership) beat(now time.Time) bool {
 	h := m.hub
 	select {
 	case <-h.stop:
-		return nil, nil // its node closed: it hears nothing any more
+		return false // its node closed: it hears nothing any more
 	default:
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.expireLocked(now)
-	for _, v := range h.vanishes {
-		if v.gen <= m.vanishSeen {
-			continue
-		}
-		if vanished == nil {
-			// Two hubs vanishing between two beats: the view before the
-			// first holds the members of both.
-			vanished, before = maps.Clone(v.ids), v.before
-		} else {
-			maps.Copy(vanished, v.ids)
-		}
-	}
+	vanished := h.vanishGen > m.vanishSeen
 	m.vanishSeen = h.vanishGen
-	return vanished, before
+	return vanished
+}
+
+// alive says whether member id consumes type t in the group, as far as
+// this node knows.
+func (m *membership) alive(t, id string) bool {
+	h := m.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, found := slices.BinarySearch(h.cur[t], id)
+	return found
 }
 
 // owner returns the member of members that takes partition p of type t:
@@ -286,137 +280,3 @@ func (m *membership) assignment(t string) []int {
 func (m *membership) leave() {
 	m.hub.n.hubs.leave(m)
 }
-
-// balance keeps the subscription's share of the partitions up to date.
-func (s *Subscription) balance() {
-	defer s.wg.Done()
-	defer s.members.leave()
-	select {
-	case <-time.After(joinSettle):
-	case <-s.ctx.Done():
-		return
-	}
-	s.rebalance()
-	tick := time.NewTicker(heartbeatInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case now := <-tick.C:
-			if vanished, before := s.members.beat(now); len(vanished) > 0 {
-				s.rebalance()
-				s.adopt(vanished, before)
-			}
-		case <-s.members.changed:
-			s.rebalance()
-		case <-s.ctx.Done():
-			return
-		}
-	}
-}
-
-func (s *Subscription) rebalance() {
-	want := map[partKey]bool{}
-	for _, t := range s.types {
-		for _, p := range s.members.assignment(t) {
-			want[partKey{t, p}] = true
-		}
-	}
-	s.pullOnly(want)
-}
-
-// adopt releases the unsettled events of each partition this subscription
-// pulls now that a vanished member owned (among the members before). It
-// retries in the background while the consumers' leaders move (the
-// vanished node may have led them).
-func (s *Subscription) adopt(vanished map[string]bool, before map[string]memberState) {
-	var gained []jetstream.Consumer
-	s.pullMu.Lock()
-	for k := range s.pullers {
-		if vanished[owner(before, k.typ, k.partition)] {
-			gained = append(gained, s.consumers[k])
-		}
-	}
-	s.pullMu.Unlock()
-	if len(gained) == 0 {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for _, c := range gained {
-			for attempt := 0; attempt < 10 && s.ctx.Err() == nil; attempt++ {
-				if s.releaseVanished(c) == nil {
-					break
-				}
-				select {
-				case <-time.After(500 * time.Millisecond):
-				case <-s.ctx.Done():
-				}
-			}
-		}
-	}()
-}
-
-// releaseVanished takes the pin of partition consumer c and releases its
-// unsettled events, except those this subscription holds (releaseOthers).
-func (s *Subscription) releaseVanished(c jetstream.Consumer) error {
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-	defer cancel()
-	info, err := c.Info(ctx)
-	if err != nil {
-		return err
-	}
-	if info.NumAckPending == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	ps := s.parts[info.Stream+" "+info.Name]
-	pinned := ps != nil && ps.pinned
-	s.mu.Unlock()
-	if !pinned {
-		if err := s.n.unpin(ctx, info.Stream, info.Name); err != nil {
-			return err
-		}
-	}
-	return s.releaseOthers(ctx, c)
-}
-
-// releaseOthers releases the unsettled events of partition consumer c that
-// this subscription does not hold: every event between the consumer's ack
-// floor and its last delivery (an ack subject can be made from the
-// consumer's state; JetStream ignores those not pending). Beyond
-// maxRelease of them it leaves the rest to their ack timeout.
-func (s *Subscription) releaseOthers(ctx context.Context, c jetstream.Consumer) error {
-	info, err := c.Info(ctx)
-	if err != nil {
-		return err
-	}
-	if info.NumAckPending == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	mine := map[uint64]bool{}
-	if ps := s.parts[info.Stream+" "+info.Name]; ps != nil {
-		for seq := range ps.bySeq {
-			mine[seq] = true
-		}
-	}
-	s.mu.Unlock()
-	from, to := info.AckFloor.Stream+1, info.Delivered.Stream
-	if to-from >= maxRelease {
-		to = from + maxRelease - 1
-	}
-	for seq := from; seq <= to; seq++ {
-		if mine[seq] {
-			continue
-		}
-		reply := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.%d.0.0", info.Stream, info.Name, seq, info.Delivered.Consumer)
-		if err := s.n.nc.Publish(reply, []byte("-NAK")); err != nil {
-			return err
-		}
-	}
-	return s.n.nc.FlushWithContext(ctx)
-}
-
-// maxRelease bounds the releases of one vanished partition.
-const maxRelease = 100_000

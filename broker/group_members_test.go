@@ -28,7 +28,7 @@ func TestGroupMembershipScales(t *testing.T) {
 	subs := map[string]*broker.Subscription{} // by member id
 	node := map[string]int{}                  // member id → node index
 	subscribe := func(i int) {
-		s, err := nodes[i].Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "crowd", Spread: true})
+		s, err := nodes[i].Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "crowd"})
 		if err != nil {
 			t.Error(err)
 			return

@@ -91,6 +91,14 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // openClusterAck is openCluster with an ack timeout.
 func openClusterAck(t *testing.T, size int, ackTimeout time.Duration) []*broker.Node {
 	t.Helper()
+	nodes, _ := openClusterConfigs(t, size, ackTimeout)
+	return nodes
+}
+
+// openClusterConfigs is openClusterAck that also returns the nodes'
+// configurations, so that a test can start a node again.
+func openClusterConfigs(t *testing.T, size int, ackTimeout time.Duration) ([]*broker.Node, []broker.NodeConfig) {
+	t.Helper()
 	routes := make([]string, size)
 	listen := make([]string, size)
 	for i := range routes {
@@ -99,9 +107,11 @@ func openClusterAck(t *testing.T, size int, ackTimeout time.Duration) []*broker.
 		listen[i] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	nodes := make([]*broker.Node, size)
+	cfgs := make([]broker.NodeConfig, size)
 	for i := range nodes {
-		nodes[i] = broker.NewNode(broker.NodeConfig{Name: fmt.Sprintf("grp%d", i+1), ClusterName: "group-test", StoreDir: t.TempDir(),
-			ClusterListen: listen[i], Routes: routes, SyncInterval: time.Minute, AckTimeout: ackTimeout})
+		cfgs[i] = broker.NodeConfig{Name: fmt.Sprintf("grp%d", i+1), ClusterName: "group-test", StoreDir: t.TempDir(),
+			ClusterListen: listen[i], Routes: routes, SyncInterval: time.Minute, AckTimeout: ackTimeout}
+		nodes[i] = broker.NewNode(cfgs[i])
 		t.Cleanup(func() { nodes[i].Close() })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -123,7 +133,7 @@ func openClusterAck(t *testing.T, size int, ackTimeout time.Duration) []*broker.
 			time.Sleep(50 * time.Millisecond) // polling a condition
 		}
 	}
-	return nodes
+	return nodes, cfgs
 }
 
 // groupCluster opens a 3-node cluster with ackTimeout and applies the
@@ -157,7 +167,7 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 	// One instance of the group on each node.
 	subs := make([]*broker.Subscription, 3)
 	for i, n := range nodes {
-		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "spread", Spread: true})
+		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "spread"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +271,7 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 	// A new instance on node 3 joins; then node 3 shuts down with events
 	// of the instance unacknowledged: they come again after the ack
 	// timeout, its partitions resume on the others.
-	s2, err := nodes[2].Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "spread", Spread: true})
+	s2, err := nodes[2].Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: "spread"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +345,7 @@ func survivesLeaderChange(t *testing.T, instances int) {
 	defer cancel()
 	subs := make([]*broker.Subscription, instances)
 	for i := range subs {
-		s, err := nodes[i].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "leaders", Spread: true})
+		s, err := nodes[i].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "leaders"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,22 +409,12 @@ func survivesLeaderChange(t *testing.T, instances int) {
 			t.Fatal(err)
 		}
 		if i == rounds/3 {
-			st, err := js.Stream(ctx, stream)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for name := range st.ConsumerNames(ctx).Name() {
-				if _, g, ok := broker.ConsumerGroup(name); !ok || g != "leaders" {
-					continue
-				}
-				if _, err := js.Conn().Request("$JS.API.CONSUMER.LEADER.STEPDOWN."+stream+"."+name, nil, 5*time.Second); err != nil {
+			// The leaders of the cursor store and of the event stream
+			// step down.
+			for _, name := range []string{"KV_" + broker.CursorBucket, stream} {
+				if _, err := js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+name, nil, 5*time.Second); err != nil {
 					t.Fatalf("step down %s: %v", name, err)
 				}
-				n++
-			}
-			if n != broker.Partitions {
-				t.Fatalf("stepped down %d consumers, want %d", n, broker.Partitions)
 			}
 		}
 		time.Sleep(5 * time.Millisecond) // a steady load, not a burst

@@ -2,17 +2,20 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // GroupLag is the backlog of one client's group on one event type, summed
-// over the type's partitions, as JetStream's consumers report it.
+// over the type's partitions, as the group's cursors and the stream say.
 type GroupLag struct {
 	Client string `json:"client"`
 	Group  string `json:"group"`
@@ -21,7 +24,7 @@ type GroupLag struct {
 	Pending uint64 `json:"pending"`
 	// AckPending are events delivered and not yet acknowledged.
 	AckPending uint64 `json:"ackPending"`
-	// Redelivering are events waiting to be delivered again.
+	// Redelivering are events released with a delay that has not ended.
 	Redelivering uint64 `json:"redelivering"`
 	// OldestUnacked is the age (since it was accepted) of the oldest event
 	// delivered and not acknowledged; 0 when there is none.
@@ -50,11 +53,35 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Lag reports the backlog of every client's group on every registered
-// event type, sorted by client, group and type. It reads the state of the
-// groups' consumers (one JetStream API request per 256 consumers of a
-// stream, and one per partition with unacknowledged events).
-func (n *Node) Lag(ctx context.Context) ([]GroupLag, error) {
+// CursorState is one cursor of a group (cursor.go) with the backlog of
+// its partition.
+type CursorState struct {
+	Client    string `json:"client"`
+	Group     string `json:"group"`
+	Type      string `json:"type"`
+	Partition int    `json:"partition"`
+	// Floor is the sequence below which everything is settled; To the last
+	// event delivered; Open the unsettled events up to To.
+	Floor uint64 `json:"floor"`
+	To    uint64 `json:"to"`
+	Open  int    `json:"open"`
+	// Owner is the instance that delivers the partition ("" when none),
+	// on Node; Epoch counts the partition's owners.
+	Owner string `json:"owner"`
+	Node  string `json:"node,omitempty"`
+	Epoch uint64 `json:"epoch"`
+	// Pending, AckPending, Redelivering and OldestUnacked as in GroupLag.
+	Pending       uint64   `json:"pending"`
+	AckPending    uint64   `json:"ackPending"`
+	Redelivering  uint64   `json:"redelivering"`
+	OldestUnacked Duration `json:"oldestUnacked"`
+}
+
+// Cursors returns every group cursor of the registered event types with
+// its backlog, sorted by client, group, type and partition. It reads the
+// cursor store, the last event of each partition (one direct get per
+// type), and for each cursor behind its partition two direct gets more.
+func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
@@ -64,46 +91,85 @@ func (n *Node) Lag(ctx context.Context) ([]GroupLag, error) {
 	if reg == nil || !n.opened.Load() {
 		return nil, Errorf(CodeUnavailable, "the node is starting")
 	}
-	var out []GroupLag
-	now := time.Now()
+	types := map[string]string{} // by stream
 	for _, t := range reg.Types {
-		stream, err := n.js.Stream(ctx, StreamName(t.Name))
-		if err != nil {
-			return nil, &Error{Code: CodeUnavailable, Message: "stream status unavailable", Err: fmt.Errorf("stream %s: %w", t.Name, err)}
+		types[StreamName(t.Name)] = t.Name
+	}
+	kv, err := n.cursorsKV(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: "the group position store is unavailable", Err: err}
+	}
+	var keys []string
+	for e := range w.Updates() {
+		if e == nil {
+			break
 		}
-		byGroup := map[[2]string]*GroupLag{}
-		infos := stream.ListConsumers(ctx)
-		for ci := range infos.Info() {
-			client, group, _, ok := parseConsumerName(ci.Name)
-			if !ok {
-				continue
+		keys = append(keys, e.Key())
+	}
+	_ = w.Stop()
+	if ctx.Err() != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: "the group position store is unavailable", Err: ctx.Err()}
+	}
+	lasts := map[string]map[int]uint64{} // by stream, partition
+	now := time.Now()
+	var out []CursorState
+	for _, key := range keys {
+		client, group, stream, p, ok := parseCursorKey(key)
+		t := types[stream]
+		if !ok || t == "" {
+			continue
+		}
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		c, err := parseCursor(e.Value())
+		if err != nil {
+			n.log.Warn("unreadable group cursor", "key", key, "err", err)
+			continue
+		}
+		if lasts[stream] == nil {
+			if lasts[stream], err = n.lastPerPartition(ctx, t); err != nil {
+				return nil, &Error{Code: CodeUnavailable, Message: "stream status unavailable", Err: err}
 			}
-			k := [2]string{client, group}
-			l := byGroup[k]
-			if l == nil {
-				l = &GroupLag{Client: client, Group: group, Type: t.Name}
-				byGroup[k] = l
+		}
+		st := CursorState{Client: client, Group: group, Type: t, Partition: p, Floor: c.to, To: c.to, Open: len(c.open),
+			Owner: c.owner, Node: c.node, Epoch: c.epoch}
+		oldest := uint64(0)
+		for i, o := range c.open {
+			if i == 0 {
+				st.Floor = o.seq - 1
 			}
-			l.Pending += ci.NumPending
-			l.AckPending += uint64(ci.NumAckPending)
-			l.Redelivering += uint64(ci.NumRedelivered)
-			if ci.NumAckPending > 0 && len(ci.Config.FilterSubjects) > 0 {
-				// The oldest unacknowledged event is the first of the
-				// partition after the ack floor.
-				m, err := stream.GetMsg(ctx, ci.AckFloor.Stream+1, jetstream.WithGetMsgSubject(ci.Config.FilterSubjects[0]))
-				if err == nil {
-					if age := Duration(now.Sub(m.Time)); age > l.OldestUnacked {
-						l.OldestUnacked = age
-					}
+			switch {
+			case o.count == 0:
+				st.Pending++
+			default:
+				st.AckPending++
+				if oldest == 0 {
+					oldest = o.seq
+				}
+				if now.Before(o.notBefore) {
+					st.Redelivering++
 				}
 			}
 		}
-		if err := infos.Err(); err != nil {
-			return nil, &Error{Code: CodeUnavailable, Message: "consumer status unavailable", Err: fmt.Errorf("consumers of %s: %w", t.Name, err)}
+		if lasts[stream][p] > c.to {
+			after, _, err := n.countAfter(ctx, stream, Subject(t, p, ""), c.to+1)
+			if err != nil {
+				return nil, &Error{Code: CodeUnavailable, Message: "stream status unavailable", Err: err}
+			}
+			st.Pending += after
 		}
-		for _, l := range byGroup {
-			out = append(out, *l)
+		if oldest > 0 {
+			if _, at, err := n.countAfter(ctx, stream, "", oldest); err == nil && !at.IsZero() {
+				st.OldestUnacked = Duration(now.Sub(at))
+			}
 		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -113,9 +179,100 @@ func (n *Node) Lag(ctx context.Context) ([]GroupLag, error) {
 		if a.Group != b.Group {
 			return a.Group < b.Group
 		}
-		return a.Type < b.Type
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		return a.Partition < b.Partition
 	})
 	return out, nil
+}
+
+// Lag reports the backlog of every client's group on every registered
+// event type, sorted by client, group and type (the sum of Cursors over
+// partitions).
+func (n *Node) Lag(ctx context.Context) ([]GroupLag, error) {
+	cursors, err := n.Cursors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []GroupLag
+	for _, c := range cursors {
+		if len(out) == 0 || out[len(out)-1].Client != c.Client || out[len(out)-1].Group != c.Group || out[len(out)-1].Type != c.Type {
+			out = append(out, GroupLag{Client: c.Client, Group: c.Group, Type: c.Type})
+		}
+		l := &out[len(out)-1]
+		l.Pending += c.Pending
+		l.AckPending += c.AckPending
+		l.Redelivering += c.Redelivering
+		l.OldestUnacked = max(l.OldestUnacked, c.OldestUnacked)
+	}
+	return out, nil
+}
+
+// lastPerPartition returns the sequence of the last event of each
+// partition of type t.
+func (n *Node) lastPerPartition(ctx context.Context, t string) (map[int]uint64, error) {
+	msgs, err := n.directBatch(ctx, StreamName(t), map[string]any{"multi_last": []string{"ev." + t + ".*"}, "batch": Partitions})
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]uint64{}
+	for _, m := range msgs {
+		subj := m.Header.Get("Nats-Subject")
+		p, err1 := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:])
+		seq, err2 := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err1 == nil && err2 == nil {
+			out[p] = seq
+		}
+	}
+	return out, nil
+}
+
+// countAfter returns how many events of subject (every subject when "")
+// are stored from seq on, and when the first of them was stored.
+func (n *Node) countAfter(ctx context.Context, stream, subject string, seq uint64) (uint64, time.Time, error) {
+	req := map[string]any{"seq": seq, "batch": 1}
+	if subject != "" {
+		req["next_by_subj"] = subject
+	}
+	msgs, err := n.directBatch(ctx, stream, req)
+	if err != nil || len(msgs) == 0 {
+		return 0, time.Time{}, err
+	}
+	m := msgs[0]
+	pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+	at, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+	return pending + 1, at, nil
+}
+
+// directBatch sends a batched direct get and returns the messages of its
+// answer (none when nothing matched).
+func (n *Node) directBatch(ctx context.Context, stream string, req map[string]any) ([]*nats.Msg, error) {
+	b, _ := json.Marshal(req)
+	inbox := n.nc.NewRespInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := n.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, b); err != nil {
+		return nil, err
+	}
+	var out []*nats.Msg
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("direct get of %s: %w", stream, err)
+		}
+		switch m.Header.Get("Status") {
+		case "":
+			out = append(out, m)
+		case "204", "404":
+			return out, nil
+		default:
+			return nil, fmt.Errorf("direct get of %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+	}
 }
 
 var (

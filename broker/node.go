@@ -84,12 +84,17 @@ type Node struct {
 	// appUser is the in-process identity the application connects with.
 	appUser inProcessUser
 
-	kvMu  sync.Mutex         // guards kv and skips
-	kv    jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
-	skips jetstream.KeyValue // hidden deliveries (consume_keys.go), opened on first use
+	// kvLock (a one-slot semaphore, so that waiting for it heeds a
+	// context) guards kv and cursors.
+	kvLock  chan struct{}
+	kv      jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
+	cursors jetstream.KeyValue // the group cursors (cursor.go), opened on first use
 
-	groups groupCache // consumers of consumer groups (group.go)
-	hubs   hubs       // membership of consumer groups (group_hub.go)
+	groups  groupCache // the dead-event stream (dead.go)
+	hubs    hubs       // membership of consumer groups (group_hub.go)
+	local   localSubs  // this node's consumer instances (consume_settle.go)
+	polls   polls      // the instances that serve long polls (poll.go)
+	closing chan struct{}
 }
 
 // NewNode returns a node that is not started yet: Open starts it.
@@ -103,7 +108,7 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.LameDuck == 0 {
 		cfg.LameDuck = 2 * time.Second
 	}
-	return &Node{cfg: cfg, log: cfg.Logger.With("component", "broker")}
+	return &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1), closing: make(chan struct{})}
 }
 
 // Open starts the embedded NATS server, waits until JetStream has a meta
@@ -131,7 +136,14 @@ func (n *Node) Open(ctx context.Context) error {
 		return err
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("mevents-"+n.cfg.Name),
-		nats.Nkey(appUser.pub, appUser.sign), nats.MaxReconnects(-1))
+		nats.Nkey(appUser.pub, appUser.sign), nats.MaxReconnects(-1),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			n.log.Debug("nats connection", "subject", subject, "err", err)
+		}))
 	if err != nil {
 		srv.Shutdown()
 		return fmt.Errorf("connect in process: %w", err)
@@ -190,6 +202,10 @@ func (n *Node) Close() error {
 	if n.srv == nil || n.closed.Swap(true) {
 		return nil
 	}
+	close(n.closing)
+	// The long polls' instances give their partitions up while the
+	// store can still be written.
+	n.polls.close()
 	if n.nc != nil {
 		// Flush what was published; the application stopped publishing before.
 		_ = n.nc.Drain()
@@ -270,6 +286,9 @@ system_account: SYS
 	opts.LameDuckDuration = c.LameDuck
 	opts.LameDuckGracePeriod = -c.LameDuck / 2 // negative: see nats-server lameDuckMode
 	opts.MaxPayload = 8 << 20
+	// Every instance of a group reads through a consumer of its own
+	// (consume_read.go): a type with a thousand groups has a thousand.
+	opts.JetStreamLimits.DefaultMaxConsumers = -1
 
 	switch {
 	case c.OperatorListen == "" && !c.Clustered():

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -55,6 +57,9 @@ func openNode(t testing.TB, cfg broker.NodeConfig) *broker.Node {
 	t.Helper()
 	if cfg.StoreDir == "" {
 		cfg.StoreDir = t.TempDir()
+	}
+	if cfg.Logger == nil && os.Getenv("MEVENTS_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	n := broker.NewNode(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -41,8 +41,12 @@ func (n *Node) bucket(ctx context.Context, slot *jetstream.KeyValue, cfg jetstre
 	if !n.opened.Load() || n.closed.Load() {
 		return nil, &Error{Code: CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
 	}
-	n.kvMu.Lock()
-	defer n.kvMu.Unlock()
+	select {
+	case n.kvLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &Error{Code: CodeUnavailable, Message: unavailable, Err: ctx.Err()}
+	}
+	defer func() { <-n.kvLock }()
 	if *slot != nil {
 		return *slot, nil
 	}

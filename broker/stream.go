@@ -27,23 +27,6 @@ import (
 // StreamName returns the name of the stream of event type t.
 func StreamName(t string) string { return "EV_" + strings.ReplaceAll(t, ".", "_") }
 
-// streamNameIs reports whether name is StreamName(t), without building it.
-func streamNameIs(t, name string) bool {
-	if len(name) != len(t)+3 || name[:3] != "EV_" {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if c == '.' {
-			c = '_'
-		}
-		if name[3+i] != c {
-			return false
-		}
-	}
-	return true
-}
-
 // Subject returns the subject an event of type t in partition p is stored
 // under; testFor, when not empty, is the client a test event belongs to.
 func Subject(t string, p int, testFor string) string {

@@ -12,16 +12,13 @@ import (
 	"github.com/mevents/mevents/broker"
 )
 
-// Long polling (CONTRACT §5.2). Each GET is one short-lived consumer
-// instance of the group: it waits up to `wait` for the first event, takes
-// what else arrives right after (up to `max`) and answers. The events stay
-// pending until settled with POST /v1/subscription/ack|release|dead, from
-// any request of the client, or until the ack timeout.
+// Long polling (CONTRACT §5.2). Each GET takes up to `max` deliveries from
+// the node's instance of the group that serves long polls (broker.Node.Poll):
+// it waits up to `wait` for the first and answers. The events stay out until
+// settled with POST /v1/subscription/ack|release|dead, from any request of
+// the client on any node, or until the ack timeout.
 
-// pollLinger is how long a poll that has events waits for more.
-const pollLinger = 50 * time.Millisecond
-
-// minWait keeps wait=0 from answering before the pulls have started.
+// minWait keeps wait=0 from answering before the instance has started.
 const minWait = 100 * time.Millisecond
 
 // getEvents handles GET /v1/subscription/events?group=&types=&max=&wait=&start=.
@@ -45,51 +42,26 @@ func (s *Server) getEvents(c *gin.Context) {
 		return
 	}
 	defer s.consume.active.Done()
-	sub, err := s.broker.Subscribe(c.Request.Context(), o)
+	ctx, cancel := context.WithCancel(c.Request.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.consume.ctx, cancel)
+	defer stop()
+	ds, err := s.broker.Poll(ctx, o, o.MaxInFlight, wait)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	defer func() {
-		// Stop waits for the pulls under way (up to 2 s): not the client.
-		// The handler's own count in active is held until this Add.
-		s.consume.active.Add(1)
-		go func() {
-			defer s.consume.active.Done()
-			sub.Stop()
-		}()
-	}()
-
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
-	defer cancel()
-	stop := context.AfterFunc(s.consume.ctx, cancel)
-	defer stop()
-	var batch [][]byte
-	for len(batch) < o.MaxInFlight {
-		d, err := nextEvent(ctx, sub, len(batch) > 0)
-		if err != nil {
-			break
-		}
-		batch = append(batch, d.Event)
-	}
-	c.Set(keyEvents, len(batch))
-	if len(batch) == 0 {
+	c.Set(keyEvents, len(ds))
+	if len(ds) == 0 {
 		c.Status(http.StatusNoContent)
 		return
 	}
+	batch := make([][]byte, len(ds))
+	for i, d := range ds {
+		batch[i] = d.Event
+	}
 	body := append(append([]byte{'['}, bytes.Join(batch, []byte{','})...), ']')
 	c.Data(http.StatusOK, typeBatch, body)
-}
-
-// nextEvent waits for the next delivery until ctx ends or, when linger is
-// set, for pollLinger at most.
-func nextEvent(ctx context.Context, sub *broker.Subscription, linger bool) (broker.Delivery, error) {
-	if linger {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, pollLinger)
-		defer cancel()
-	}
-	return sub.Next(ctx)
 }
 
 // parseWait reads a duration ("30s") or a number of seconds.

@@ -17,6 +17,8 @@ import (
 type Subscriber interface {
 	// Subscribe starts one consumer instance of a client's group.
 	Subscribe(ctx context.Context, o broker.SubscribeOptions) (*broker.Subscription, error)
+	// Poll hands out up to max deliveries of a client's group, waiting up to wait.
+	Poll(ctx context.Context, o broker.SubscribeOptions, max int, wait time.Duration) ([]broker.Delivery, error)
 	// Settle acknowledges, releases or kills deliveries by ack id.
 	Settle(ctx context.Context, cl *broker.Client, st broker.Settlement) broker.SettleResult
 	ListDead(ctx context.Context, cl *broker.Client, cursor string, limit int) (broker.DeadPage, error)

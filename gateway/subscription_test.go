@@ -383,35 +383,38 @@ func TestWebSocketRedelivery(t *testing.T) {
 	e := newConsumeEnv(t)
 	e.produce(order("e1", "k"), order("e2", "k"))
 	w := e.mustDial("patient", "")
-	if f := w.event(); f.ID != "e1" || f.DeliveryCount != 1 {
-		t.Fatalf("first delivery %s", f.raw)
+	// Both events of the key go out at once, in order.
+	pair := func(count int, exact bool) frame {
+		t.Helper()
+		f, g := w.event(), w.event()
+		if f.ID != "e1" || g.ID != "e2" || f.DeliveryCount != g.DeliveryCount || f.DeliveryCount < count || exact && f.DeliveryCount != count {
+			t.Fatalf("got %s then %s, want e1 and e2, delivery %d", f.raw, g.raw, count)
+		}
+		return f
 	}
-	// Disconnect without acknowledging: the next connection gets it again.
+	pair(1, true)
+	// Disconnect without acknowledging: the next connection gets them again.
 	w.conn.Close()
 	w = e.mustDial("patient", "")
-	f := w.event()
-	if f.ID != "e1" || f.DeliveryCount < 2 {
-		t.Fatalf("after reconnect %s, want e1 again", f.raw)
-	}
-	// Not acknowledged within the ack timeout: delivered again; e2 (same
-	// key) waits.
-	g := w.event()
-	if g.ID != "e1" || g.DeliveryCount != f.DeliveryCount+1 {
-		t.Fatalf("after the ack timeout %s, want e1 delivery %d", g.raw, f.DeliveryCount+1)
-	}
-	// Released with a delay: result, then delivered again after the delay.
+	f := pair(2, false)
+	// Not acknowledged within the ack timeout: delivered again, e2 after e1.
+	g := pair(f.DeliveryCount+1, true)
+	// Released with a delay: result, then both delivered again after the delay.
 	released := time.Now()
 	w.send(map[string]any{"op": "release", "ackIds": []string{g.AckID}, "delay": "300ms", "id": "r7"})
 	if r := w.control(); r.Op != "result" || len(r.Succeeded) != 1 || len(r.Failed) != 0 || !strings.Contains(string(r.raw), `"id":"r7"`) {
 		t.Fatalf("release result %s", r.raw)
 	}
-	h := w.event()
-	if h.ID != "e1" || h.DeliveryCount != g.DeliveryCount+1 || time.Since(released) < 300*time.Millisecond {
-		t.Fatalf("after release %s after %v", h.raw, time.Since(released))
+	h, k := w.event(), w.event()
+	if h.ID != "e1" || h.DeliveryCount != g.DeliveryCount+1 || time.Since(released) < 300*time.Millisecond || k.ID != "e2" {
+		t.Fatalf("after release %s and %s after %v", h.raw, k.raw, time.Since(released))
 	}
-	w.send(ackFrame("", h.AckID))
-	if f := w.event(); f.ID != "e2" || f.DeliveryCount != 1 {
-		t.Fatalf("after the ack got %s, want e2", f.raw)
+	w.send(ackFrame("a", h.AckID, k.AckID))
+	if r := w.control(); len(r.Succeeded) != 2 {
+		t.Fatalf("ack result %s", r.raw)
+	}
+	if f, ok := w.read(500 * time.Millisecond); ok {
+		t.Fatalf("after the acks got %s", f.raw)
 	}
 }
 

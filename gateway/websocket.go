@@ -131,7 +131,6 @@ func (s *Server) getWebSocket(c *gin.Context) {
 		return
 	}
 	defer s.consume.active.Done()
-	o.Spread = true // instances of a group share its partitions
 	sub, err := s.broker.Subscribe(c.Request.Context(), o)
 	if err != nil {
 		s.fail(c, err)

@@ -42,6 +42,21 @@ type benchConfig struct {
 	producerTLS, consumerTLS, raw *tls.Config
 }
 
+// benchUsage heads the help of `mevents bench`, before its flags.
+const benchUsage = `Usage:
+  mevents bench [flags]
+      producers over HTTP/2 and WebSocket consumers in one group: throughput, latencies,
+      with --nats JetStream itself for comparison, with --ops the nodes' CPU per event
+  mevents bench --idle-groups N [--types a,b] [--joins 8] [--window 30s] [--ops URLs] [flags]
+      what idle consumer groups cost: the nodes' CPU and resident memory with nothing
+      connected (baseline), then N new groups idle-<run>-<i>, a WebSocket each (round robin
+      over --api, at most --joins dialing at once; their join times), connected and idle,
+      then 2 s after they disconnect; each over --window; with --nats the groups are
+      deleted afterwards
+
+Flags:
+`
+
 // runBench parses the flags of `mevents bench` and runs it.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -70,12 +85,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.NATSUser, "nats-user", "ops", "operator user")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "operator password")
 	ops := fs.String("ops", "", "comma-separated base URLs of every node's ops listener (http://host:9090), to report the nodes' CPU per event and resident memory")
-	summary := fs.String("summary", "", "also append the run's figures as a row of a markdown table to this file (with the table's header when the file is new)")
+	summary := fs.String("summary", "", "also append the run's figures as a row of a markdown table to this file (with the table's header when the file is new or its last table is of the other mode)")
+	idle := idleFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchUsage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c.APIs, c.Ops = baseURLs(*apis), baseURLs(*ops)
 	c.Progress = stderr
+	if ic := idle(); ic.Groups != 0 {
+		return runIdle(ctx, c, ic, *summary, stdout)
+	}
 	report, err := bench(ctx, c)
 	if err != nil {
 		return err
@@ -337,10 +360,9 @@ func bench(ctx context.Context, c benchConfig) (*benchReport, error) {
 	}
 	consumers = nil
 	if c.NATS != "" && c.Consumers > 0 && c.Group == "" {
-		// The group's consumers would otherwise stay for the type's
-		// retention and a day, each a replicated Raft group. A group
-		// named with --group is for the next run.
-		if err := deleteGroup(c, group); err != nil {
+		// The group's cursors would otherwise stay in the cursor bucket.
+		// A group named with --group is for the next run.
+		if _, err := deleteGroups(ctx, c, func(g string) bool { return g == group }); err != nil {
 			fmt.Fprintf(c.Progress, "bench group %s not deleted: %v\n", group, err)
 		}
 	}

@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -206,16 +206,24 @@ type benchConsumer struct {
 }
 
 func dialConsumer(ctx context.Context, c benchConfig, api, group string) (*benchConsumer, error) {
+	conn, err := dialSubscription(ctx, c.consumerTLS, api, url.Values{"group": {group}, "types": {c.Type}, "start": {"latest"},
+		"maxInFlight": {strconv.Itoa(c.MaxInFlight)}}, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &benchConsumer{conn: conn}, nil
+}
+
+// dialSubscription opens a WebSocket subscription at the API base URL api
+// with the query q; it returns once the server has upgraded, which it does
+// after subscribing.
+func dialSubscription(ctx context.Context, t *tls.Config, api string, q url.Values, timeout time.Duration) (*websocket.Conn, error) {
 	u, err := url.Parse(api)
 	if err != nil {
 		return nil, err
 	}
-	u.Scheme = "wss"
-	u.Path = "/v1/subscription/ws"
-	u.RawQuery = url.Values{"group": {group}, "types": {c.Type}, "start": {"latest"},
-		"maxInFlight": {strconv.Itoa(c.MaxInFlight)}}.Encode()
-	d := websocket.Dialer{TLSClientConfig: c.consumerTLS.Clone(), Subprotocols: []string{"cloudevents.json"},
-		HandshakeTimeout: 10 * time.Second}
+	u.Scheme, u.Path, u.RawQuery = "wss", "/v1/subscription/ws", q.Encode()
+	d := websocket.Dialer{TLSClientConfig: t.Clone(), Subprotocols: []string{"cloudevents.json"}, HandshakeTimeout: timeout}
 	conn, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		if resp != nil {
@@ -224,7 +232,7 @@ func dialConsumer(ctx context.Context, c benchConfig, api, group string) (*bench
 		}
 		return nil, err
 	}
-	return &benchConsumer{conn: conn}, nil
+	return conn, nil
 }
 
 // run reads events until the connection closes. A writer acknowledges
@@ -311,43 +319,44 @@ func (c benchConfig) operatorJetStream(opts ...jetstream.JetStreamOpt) (*nats.Co
 	return nc, js, nil
 }
 
-// deleteGroup deletes the JetStream consumers of the bench's group, through
-// the operator port. A node whose instance has not yet seen its WebSocket
-// close may recreate a consumer it still pulls from, so what is back after
-// a pull's wait is deleted again.
-func deleteGroup(c benchConfig, group string) error {
+// deleteGroups deletes the groups whose names match, through the operator
+// port: a group is its cursors (one key of the cursor bucket per type and
+// partition), so it purges those. It returns how many it purged. An
+// instance that has not yet seen its WebSocket close may write a cursor
+// again, so what is back a moment later is purged again.
+func deleteGroups(ctx context.Context, c benchConfig, match func(group string) bool) (int, error) {
 	nc, js, err := c.operatorJetStream()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
+	kv, err := js.KeyValue(ctx, broker.CursorBucket)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("cursor bucket: %w", err)
 	}
-	for round := 0; round < 2; round++ {
+	purged := 0
+	for round := range 2 {
 		if round > 0 {
-			time.Sleep(3 * time.Second)
-		}
-		names := stream.ConsumerNames(ctx)
-		var mine []string
-		for name := range names.Name() {
-			if _, g, ok := broker.ConsumerGroup(name); ok && g == group {
-				mine = append(mine, name)
+			if err := sleep(ctx, 3*time.Second); err != nil {
+				return purged, err
 			}
 		}
-		if err := names.Err(); err != nil {
-			return err
+		keys, err := kv.ListKeys(ctx)
+		if err != nil {
+			return purged, err
 		}
-		for _, name := range mine {
-			if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return err
+		for key := range keys.Keys() {
+			if _, g, ok := broker.CursorGroup(key); ok && match(g) {
+				if err := kv.Purge(ctx, key); err != nil {
+					return purged, err
+				}
+				purged++
 			}
 		}
 	}
-	return nil
+	return purged, nil
 }
 
 // rawReport is what JetStream itself does with the bench's events.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -13,25 +14,108 @@ const summaryHeader = `| scenario | produce | delivered | end-to-end p50 / p90 /
 |---|---|---|---|---|---|---|---|---|---|
 `
 
+// idleSummaryHeader heads the table of --summary rows of idle runs
+// (--idle-groups), whose figures are not those of the throughput runs.
+const idleSummaryHeader = `| idle scenario | join p50 / p99 / max | join failures | nodes at baseline | connected − baseline | a connected group | disconnected − baseline |
+|---|---|---|---|---|---|---|
+`
+
 // appendSummary appends the report's row to the markdown table in file,
-// writing the table's header first when the file is new or empty, so that
-// runs one after another (scripts/bench.sh) build one table.
+// so that runs one after another (scripts/bench.sh) build one table.
 func appendSummary(file string, r *benchReport) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	return appendRow(file, summaryHeader, r.row())
+}
+
+// appendIdleSummary appends the idle run's row to the idle table in file.
+func appendIdleSummary(file string, r *idleReport) error {
+	return appendRow(file, idleSummaryHeader, r.row())
+}
+
+// appendRow appends row to the markdown table that header heads in file,
+// writing the header first when the file is new or empty, or when its
+// last table is another (a run of the other kind came last): after a
+// blank line, a new table.
+func appendRow(file, header, row string) error {
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	fi, err := f.Stat()
-	if err == nil && fi.Size() == 0 {
-		_, err = f.WriteString(summaryHeader)
+	b, err := io.ReadAll(f)
+	switch {
+	case err != nil:
+	case len(b) == 0:
+		_, err = f.WriteString(header)
+	case lastHeader(string(b)) != header:
+		_, err = f.WriteString("\n" + header)
 	}
 	if err == nil {
-		_, err = f.WriteString(r.row() + "\n")
+		_, err = f.WriteString(row + "\n")
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// lastHeader is the header of the last markdown table in text, its two
+// lines, or "" without one.
+func lastHeader(text string) string {
+	lines := strings.Split(text, "\n")
+	for i := len(lines) - 1; i > 0; i-- {
+		if strings.HasPrefix(lines[i], "|---") {
+			return lines[i-1] + "\n" + lines[i] + "\n"
+		}
+	}
+	return ""
+}
+
+// row is the idle run as one row of the idle summary table; a figure not
+// measured is "–".
+func (r *idleReport) row() string {
+	ic := r.Config
+	scenario := fmt.Sprintf("%s, %s, %s, %d joining at once, windows of %s",
+		count(ic.Groups, "idle group"), count(len(r.Types), "type"), count(r.APIs, "API"), ic.Joins, ic.Window)
+	failures := strconv.Itoa(r.Failed)
+	if r.Dropped > 0 {
+		failures += fmt.Sprintf(", %d dropped", r.Dropped)
+	}
+	cells := []string{
+		scenario,
+		shortDuration(r.Join.q(0.5)) + " / " + shortDuration(r.Join.q(0.99)) + " / " + shortDuration(r.Join.q(1)),
+		failures,
+		"–", "–", "–", "–",
+	}
+	figures := func(u, base *usageWindow) string {
+		cpu, mem := usageFigures(u, base)
+		return cpu + "; " + mem
+	}
+	if r.Baseline != nil {
+		cells[3] = figures(r.Baseline, nil)
+		if r.Connected != nil {
+			cells[4] = figures(r.Connected, r.Baseline)
+		}
+		if mc, kib, ok := r.perGroup(); ok {
+			cells[5] = fmt.Sprintf("%+.2f millicores, %+.0f KiB", mc, kib)
+		}
+		if r.Disconnected != nil {
+			cells[6] = figures(r.Disconnected, r.Baseline)
+		}
+	}
+	return "| " + strings.Join(cells, " | ") + " |"
+}
+
+// perGroup is what one connected group added to all nodes: millicores and
+// KiB of resident memory over the baseline.
+func (r *idleReport) perGroup() (millicores, kib float64, ok bool) {
+	if r.Baseline == nil || r.Connected == nil || len(r.Join) == 0 {
+		return 0, 0, false
+	}
+	var rss float64
+	for i := range min(len(r.Connected.RSS), len(r.Baseline.RSS)) {
+		rss += r.Connected.RSS[i] - r.Baseline.RSS[i]
+	}
+	n := float64(len(r.Join))
+	return (r.Connected.cores() - r.Baseline.cores()) * 1000 / n, rss / 1024 / n, true
 }
 
 // row is the report as one row of the summary table; a figure not

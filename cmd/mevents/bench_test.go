@@ -87,8 +87,8 @@ func TestBench(t *testing.T) {
 		t.Fatalf("node usage %+v, raw %+v and %+v", r.Usage, r.Raw.PublishUsage, r.Raw.PublishedUsage)
 	}
 	// With operator credentials the bench deletes its group afterwards.
-	if n := groupConsumers(t, c, r.Group); n != 0 {
-		t.Fatalf("%d consumers of the bench group %s are left", n, r.Group)
+	if n := groupCursors(t, c, r.Group); n != 0 {
+		t.Fatalf("%d cursors of the bench group %s are left", n, r.Group)
 	}
 	var out bytes.Buffer
 	r.print(&out)
@@ -132,14 +132,14 @@ func TestBenchNamedGroup(t *testing.T) {
 			t.Fatalf("run %d: group %s, produced %d, delivered %d; want %s, 100, 100", run, r.Group, r.Produced, r.Delivered, c.Group)
 		}
 	}
-	if n := groupConsumers(t, c, c.Group); n != broker.Partitions {
-		t.Fatalf("%d consumers of the named group after two runs, want its %d", n, broker.Partitions)
+	if n := groupCursors(t, c, c.Group); n != broker.Partitions {
+		t.Fatalf("%d cursors of the named group after two runs, want its %d", n, broker.Partitions)
 	}
 }
 
-// groupConsumers counts the consumers of group on the bench's type, asking
-// through the bench's operator connection.
-func groupConsumers(t *testing.T, c benchConfig, group string) int {
+// groupCursors counts the cursors of group (one per type and partition
+// it consumed), asking through the bench's operator connection.
+func groupCursors(t *testing.T, c benchConfig, group string) int {
 	t.Helper()
 	if err := c.load(); err != nil {
 		t.Fatal(err)
@@ -151,13 +151,17 @@ func groupConsumers(t *testing.T, c benchConfig, group string) int {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, broker.StreamName(c.Type))
+	kv, err := js.KeyValue(ctx, broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for name := range stream.ConsumerNames(ctx).Name() {
-		if _, g, ok := broker.ConsumerGroup(name); ok && g == group {
+	for key := range keys.Keys() {
+		if _, g, ok := broker.CursorGroup(key); ok && g == group {
 			n++
 		}
 	}

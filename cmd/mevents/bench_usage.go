@@ -14,16 +14,18 @@ import (
 
 // nodeUsage is what the nodes' ops listeners report of their processes.
 type nodeUsage struct {
-	CPU float64   // CPU seconds, summed over the nodes
-	RSS []float64 // resident bytes of each node
+	CPU     float64   // CPU seconds, summed over the nodes
+	NodeCPU []float64 // CPU seconds of each node
+	RSS     []float64 // resident bytes of each node
 }
 
 // usageWindow is the nodes' CPU over a measurement window.
 type usageWindow struct {
-	CPU    float64 // CPU seconds of all nodes in the window
-	Window time.Duration
-	Events int64     // events produced in the window
-	RSS    []float64 // each node's resident bytes at its end
+	CPU     float64   // CPU seconds of all nodes in the window
+	NodeCPU []float64 // CPU seconds of each node in the window
+	Window  time.Duration
+	Events  int64     // events produced in the window
+	RSS     []float64 // each node's resident bytes at its end
 }
 
 // cores is the CPU the nodes used, in cores.
@@ -35,6 +37,49 @@ func (u *usageWindow) perEvent() time.Duration {
 		return 0
 	}
 	return time.Duration(u.CPU / float64(u.Events) * float64(time.Second)).Round(time.Microsecond)
+}
+
+// usageFigures formats the nodes' CPU (cores of all, and of each when
+// there are several) and each node's resident memory (MiB) in u, or their
+// differences from base when base is not nil.
+func usageFigures(u, base *usageWindow) (cpu, mem string) {
+	total, nodes, rss := u.perNode()
+	cpuFormat, memFormat := "%.3f", "%.0f"
+	if base != nil {
+		bTotal, bNodes, bRSS := base.perNode()
+		total -= bTotal
+		for i := range min(len(nodes), len(bNodes)) {
+			nodes[i] -= bNodes[i]
+		}
+		for i := range min(len(rss), len(bRSS)) {
+			rss[i] -= bRSS[i]
+		}
+		cpuFormat, memFormat = "%+.3f", "%+.1f"
+	}
+	list := func(v []float64, format string) string {
+		s := make([]string, len(v))
+		for i, f := range v {
+			s[i] = fmt.Sprintf(format, f)
+		}
+		return strings.Join(s, ", ")
+	}
+	cpu = fmt.Sprintf(cpuFormat, total) + " cores"
+	if len(nodes) > 1 {
+		cpu += " (" + list(nodes, cpuFormat) + ")"
+	}
+	return cpu, list(rss, memFormat) + " MiB"
+}
+
+// perNode is the cores of all nodes and of each in the window, and each
+// node's resident MiB.
+func (u *usageWindow) perNode() (total float64, nodes, mib []float64) {
+	for _, s := range u.NodeCPU {
+		nodes = append(nodes, s/u.Window.Seconds())
+	}
+	for _, b := range u.RSS {
+		mib = append(mib, b/(1<<20))
+	}
+	return u.cores(), nodes, mib
 }
 
 // usageMeter measures the nodes' CPU over a window through their ops
@@ -67,7 +112,11 @@ func (m *usageMeter) end(ctx context.Context, events int64, progress io.Writer) 
 		fmt.Fprintf(progress, "node CPU not measured: %v\n", err)
 		return nil
 	}
-	return &usageWindow{CPU: u.CPU - m.start.CPU, Window: time.Since(m.at), Events: events, RSS: u.RSS}
+	w := &usageWindow{CPU: u.CPU - m.start.CPU, Window: time.Since(m.at), Events: events, RSS: u.RSS}
+	for i, cpu := range u.NodeCPU {
+		w.NodeCPU = append(w.NodeCPU, cpu-m.start.NodeCPU[i])
+	}
+	return w
 }
 
 // scrapeUsage reads each node's CPU seconds and resident memory from the
@@ -82,6 +131,7 @@ func scrapeUsage(ctx context.Context, urls []string) (nodeUsage, error) {
 			return u, fmt.Errorf("%s: %w", base, err)
 		}
 		u.CPU += cpu
+		u.NodeCPU = append(u.NodeCPU, cpu)
 		u.RSS = append(u.RSS, rss)
 	}
 	return u, nil

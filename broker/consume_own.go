@@ -1,0 +1,373 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Owning partitions. The group's membership (group_members.go) says which
+// partitions an instance takes; the cursor says who delivers a partition
+// now. An instance that gains a partition waits until the cursor's owner
+// gave it up (owner "") or is no longer a live member of the group, at most
+// handoverWait, and then writes itself in as owner with the next epoch
+// (a conditional write: of two instances that try at once, one wins). An
+// instance that loses a partition stops handing its events out and writes
+// the cursor once more with owner "": the events it had out are open in
+// it, and the next owner delivers them again at once.
+//
+// Every cursor write of the owner is conditional on the revision it last
+// wrote: one that finds another revision means another instance took the
+// partition (the views of the membership differed, or this instance was
+// taken for gone), and the owner drops it at once.
+
+const (
+	// handoverWait bounds how long a new owner waits for a live previous
+	// owner to give a partition up.
+	handoverWait = 5 * time.Second
+	// lazyCommit is how long a cursor change that nobody waits for (a
+	// delivery) may wait for its write, so that deliveries cost few writes.
+	lazyCommit = 200 * time.Millisecond
+	// commitTimeout bounds one commit round.
+	commitTimeout = 10 * time.Second
+)
+
+// Errors of settlements, as clients read them.
+var (
+	errMoved = errors.New("the delivery is no longer current: its partition moved to another instance; the event will be delivered again")
+	errStale = errors.New("the delivery is no longer current: the event was delivered again since, or passed its ack timeout; it will be delivered again")
+	errStore = errors.New("the group position store did not confirm; retry")
+)
+
+// balance keeps the subscription's share of the partitions up to date.
+func (s *Subscription) balance() {
+	defer s.wg.Done()
+	defer s.members.leave()
+	if s.n.cfg.Clustered() {
+		select {
+		case <-time.After(joinSettle):
+		case <-s.ctx.Done():
+			return
+		}
+	}
+	s.rebalance()
+	tick := time.NewTicker(heartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
+			if s.members.beat(now) {
+				s.rebalance()
+			}
+		case <-s.members.changed:
+			s.rebalance()
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// rebalance takes the partitions the membership gives this instance and
+// gives up the others.
+func (s *Subscription) rebalance() {
+	want := map[partKey]bool{}
+	for _, t := range s.types {
+		for _, p := range s.members.assignment(t) {
+			want[partKey{t, p}] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	for k := range s.parts {
+		if !want[k] {
+			s.releaseLocked(k)
+		}
+	}
+	for k, cancel := range s.taking {
+		if !want[k] {
+			cancel()
+			delete(s.taking, k)
+		}
+	}
+	for k := range want {
+		if s.parts[k] != nil || s.taking[k] != nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		s.taking[k] = cancel
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.takeover(ctx, k)
+		}()
+	}
+}
+
+// takeover claims partition k until it has it or ctx ends.
+func (s *Subscription) takeover(ctx context.Context, k partKey) {
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		c, rev, err := s.claim(ctx, k)
+		if err == nil {
+			s.install(ctx, k, c, rev)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.n.log.Warn("take a partition over", "client", s.client.ID, "group", s.group, "type", k.typ, "partition", k.partition, "err", err)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+// claim makes this instance the owner of partition k's cursor.
+func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, error) {
+	kv, err := s.n.cursorsKV(ctx)
+	if err != nil {
+		return cursor{}, 0, err
+	}
+	key := cursorKey(s.client.ID, s.group, k.typ, k.partition)
+	deadline := time.Now().Add(handoverWait)
+	for {
+		var c cursor
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if c, err = s.n.startCursor(ctx, s.client.ID, s.group, k.typ, k.partition, s.start); err != nil {
+				return cursor{}, 0, err
+			}
+		case err != nil:
+			return cursor{}, 0, err
+		default:
+			if c, err = parseCursor(e.Value()); err != nil {
+				return cursor{}, 0, err
+			}
+			rev = e.Revision()
+			if c.owner != "" && c.owner != s.id && s.members.alive(k.typ, c.owner) && time.Now().Before(deadline) {
+				select { // the previous owner gives it up soon
+				case <-time.After(50 * time.Millisecond):
+				case <-ctx.Done():
+					return cursor{}, 0, ctx.Err()
+				}
+				continue
+			}
+		}
+		c.owner, c.node, c.epoch = s.id, s.n.cfg.Name, c.epoch+1
+		f, err := s.n.casCursor(key, &c, rev)
+		if err != nil {
+			return cursor{}, 0, err
+		}
+		rev, err = awaitAck(ctx, f)
+		if isLost(err) {
+			continue // another instance wrote it meanwhile: read again
+		}
+		return c, rev, err
+	}
+}
+
+// install makes a claimed partition owned, unless ctx ended meanwhile (the
+// partition is no longer this instance's): then it gives it up again.
+func (s *Subscription) install(ctx context.Context, k partKey, c cursor, rev uint64) {
+	p := newPart(k, cursorKey(s.client.ID, s.group, k.typ, k.partition), c)
+	p.rev = rev
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ctx.Err() != nil || s.closing {
+		p.gone, p.releasing, p.dirty = true, true, true
+		s.releasing[k] = p
+		signal(s.commitKick)
+		return
+	}
+	delete(s.taking, k)
+	s.parts[k] = p
+	s.readerFor(k.typ).restart()
+}
+
+// releaseLocked gives partition k up: nothing more of it goes out, and
+// the next commit round writes it with owner "". s.mu is held.
+func (s *Subscription) releaseLocked(k partKey) {
+	p := s.parts[k]
+	if p == nil {
+		return
+	}
+	s.dropPartLocked(p)
+	p.releasing, p.dirty = true, true
+	s.releasing[k] = p
+	signal(s.commitKick)
+}
+
+// dropPartLocked stops handing out p's events and forgets what it held.
+func (s *Subscription) dropPartLocked(p *part) {
+	p.gone = true
+	if s.parts[p.k] == p {
+		delete(s.parts, p.k)
+	}
+	for _, e := range p.bySeq {
+		if e.out {
+			s.outN--
+		}
+		s.heldN--
+		s.held -= len(e.data)
+	}
+	if r := s.readers[p.k.typ]; r != nil {
+		r.restart()
+	}
+	signal(s.room)
+	signal(s.wake)
+}
+
+// commitLoop writes changed cursors: at once when a settlement waits for
+// it, within lazyCommit otherwise.
+func (s *Subscription) commitLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.commitKick:
+		case <-s.ctx.Done():
+			return
+		}
+		if !s.urgent() {
+			t := time.NewTimer(lazyCommit)
+		wait:
+			for {
+				select {
+				case <-t.C:
+					break wait
+				case <-s.commitKick:
+					if s.urgent() {
+						t.Stop()
+						break wait
+					}
+				case <-s.ctx.Done():
+					t.Stop()
+					return
+				}
+			}
+		}
+		if !s.commitRound(s.ctx) {
+			select { // the store did not answer: try again shortly
+			case <-time.After(200 * time.Millisecond):
+				signal(s.commitKick)
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// urgent says whether a settlement or a release waits for a write.
+func (s *Subscription) urgent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.releasing) > 0 {
+		return true
+	}
+	for _, p := range s.parts {
+		if len(p.waiters) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+type pendingWrite struct {
+	p       *part
+	c       cursor
+	f       jetstream.PubAckFuture
+	err     error
+	waiters []chan error
+}
+
+// commitRound writes every changed cursor once and answers the
+// settlements that waited for it. It reports false when a write failed
+// for another reason than a lost partition.
+func (s *Subscription) commitRound(ctx context.Context) bool {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	var writes []*pendingWrite
+	s.mu.Lock()
+	collect := func(p *part) {
+		if !p.dirty && len(p.waiters) == 0 {
+			return
+		}
+		w := &pendingWrite{p: p, c: p.snapshot(s.id, s.n.cfg.Name), waiters: p.waiters}
+		p.dirty, p.waiters = false, nil
+		w.f, w.err = s.n.casCursor(p.key, &w.c, p.rev)
+		writes = append(writes, w)
+	}
+	for _, p := range s.parts {
+		collect(p)
+	}
+	for _, p := range s.releasing {
+		collect(p)
+	}
+	s.mu.Unlock()
+	if len(writes) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	revs := make([]uint64, len(writes))
+	for i, w := range writes {
+		if w.err == nil {
+			revs[i], w.err = awaitAck(ctx, w.f)
+		}
+	}
+	ok := true
+	s.mu.Lock()
+	for i, w := range writes {
+		p := w.p
+		switch {
+		case w.err == nil:
+			p.rev = revs[i]
+			if p.releasing && s.releasing[p.k] == p {
+				delete(s.releasing, p.k)
+			}
+		case isLost(w.err):
+			// Another instance owns it now: what was out here is void.
+			s.n.log.Info("partition taken over by another instance", "client", s.client.ID, "group", s.group, "type", p.k.typ, "partition", p.k.partition)
+			s.dropPartLocked(p)
+			if s.releasing[p.k] == p {
+				delete(s.releasing, p.k)
+			}
+			if !s.closing {
+				s.mu.Unlock()
+				s.rebalanceLater()
+				s.mu.Lock()
+			}
+		default:
+			s.n.log.Warn("write group cursor", "key", p.key, "err", w.err)
+			p.dirty = true
+			ok = false
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range writes {
+		var err error
+		switch {
+		case w.err == nil:
+		case isLost(w.err):
+			err = errMoved
+		default:
+			err = errStore
+		}
+		for _, ch := range w.waiters {
+			ch <- err
+		}
+	}
+	return ok
+}
+
+// rebalanceLater asks the balancer to look at the assignment again (a
+// partition lost to another instance may be this one's again later).
+func (s *Subscription) rebalanceLater() { s.members.signal() }

@@ -1,0 +1,255 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Readers. An instance reads the partitions it owns of one type through
+// one JetStream consumer that exists only while it reads: unreplicated,
+// in memory, without acknowledgements (the cursor keeps the group's
+// position, not the consumer), filtering the subjects of those partitions
+// and starting at the first event any of them still needs. Such a consumer
+// is no Raft group: it costs the cluster no heartbeats, and an instance
+// that owns nothing has none. When the partitions it owns change, or the
+// consumer is lost (its node went away: missed heartbeats, or a gap in its
+// delivery numbers), the reader makes a new one from the positions the
+// partitions have reached; each partition ignores what it has read.
+//
+//	name         mevents_r_<member id>_<n>
+//	filters      ev.<type>.<p>, evtest.<client>.<type>.<p>, evredo.<client>.<group>.<type>.<p> per owned p
+//	settings     replicas 1, memory storage, ack none, inactive threshold readerInactive
+
+const (
+	// readBatch is how many events a reader's pulls ask for.
+	readBatch = 256
+	// readerInactive is how long JetStream keeps a reader whose instance
+	// vanished without deleting it (its node died).
+	readerInactive = time.Minute
+)
+
+// reader is the reader of one type of one instance.
+type reader struct {
+	s     *Subscription
+	typ   string
+	again chan struct{} // cap 1: the owned partitions changed
+
+	mu sync.Mutex
+	it jetstream.MessagesContext // the current iterator, to interrupt
+}
+
+// readerFor returns the reader of type t, starting it if needed; s.mu is held.
+func (s *Subscription) readerFor(t string) *reader {
+	r := s.readers[t]
+	if r == nil {
+		r = &reader{s: s, typ: t, again: make(chan struct{}, 1)}
+		s.readers[t] = r
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			r.run()
+		}()
+	}
+	return r
+}
+
+// restart makes the reader start again from the owned partitions' positions.
+func (r *reader) restart() {
+	signal(r.again)
+	r.mu.Lock()
+	if r.it != nil {
+		r.it.Stop()
+	}
+	r.mu.Unlock()
+}
+
+// plan returns the subjects to read and where to start; no subjects when
+// the instance owns no partition of the type.
+func (r *reader) plan() (filters []string, start uint64) {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.parts {
+		if k.typ != r.typ {
+			continue
+		}
+		filters = append(filters, Subject(r.typ, k.partition, ""), Subject(r.typ, k.partition, s.client.ID),
+			redoSubject(s.client.ID, s.group, r.typ, k.partition))
+		if start == 0 || p.readFrom < start {
+			start = p.readFrom
+		}
+	}
+	return filters, max(start, 1)
+}
+
+func (r *reader) run() {
+	s := r.s
+	serial := 0
+	pause := 100 * time.Millisecond
+	for s.ctx.Err() == nil {
+		select {
+		case <-r.again:
+		default:
+		}
+		filters, start := r.plan()
+		if len(filters) == 0 {
+			select {
+			case <-r.again:
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		serial++
+		name := "mevents_r_" + s.id + "_" + strconv.Itoa(serial)
+		ok := r.read(name, filters, start)
+		if !ok && s.ctx.Err() == nil {
+			select {
+			case <-time.After(pause):
+			case <-s.ctx.Done():
+			case <-r.again:
+				signal(r.again)
+			}
+			pause = min(2*pause, 2*time.Second)
+		} else {
+			pause = 100 * time.Millisecond
+		}
+	}
+}
+
+// read reads through one consumer until it is interrupted or lost; false
+// when it could not be made.
+func (r *reader) read(name string, filters []string, start uint64) bool {
+	s := r.s
+	stream := StreamName(r.typ)
+	ctx, cancel := context.WithTimeout(s.ctx, apiAttempt)
+	cons, err := s.n.js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Name:              name,
+		Description:       "mevents reader of group " + s.group + " of client " + s.client.ID,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubjects:    filters,
+		Replicas:          1,
+		MemoryStorage:     true,
+		InactiveThreshold: readerInactive,
+		Metadata:          map[string]string{"mevents_client": s.client.ID, "mevents_group": s.group},
+	})
+	cancel()
+	// The reader's consumer goes with it (a vanished node's goes after
+	// readerInactive), also when its making was given up: JetStream may
+	// have made it all the same.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.n.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.n.log.Debug("delete reader", "consumer", name, "err", err)
+		}
+	}()
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.n.log.Warn("create reader", "stream", stream, "err", err)
+		}
+		return false
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	if err != nil {
+		s.n.log.Warn("read", "consumer", name, "err", err)
+		return false
+	}
+	r.mu.Lock()
+	r.it = it
+	r.mu.Unlock()
+	defer context.AfterFunc(s.ctx, it.Stop)()
+	defer func() {
+		r.mu.Lock()
+		r.it = nil
+		r.mu.Unlock()
+		it.Stop()
+	}()
+	select {
+	case <-r.again: // changed while it was made
+		signal(r.again)
+		return true
+	default:
+	}
+	var last uint64 // the consumer's last delivery number
+	for {
+		if !r.waitRoom() {
+			return true
+		}
+		m, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && s.ctx.Err() == nil {
+				s.n.log.Info("reader interrupted", "consumer", name, "err", err)
+			}
+			return true
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if meta.Sequence.Consumer != last+1 {
+			// A delivery lost on its way: read again from the positions.
+			return true
+		}
+		last = meta.Sequence.Consumer
+		s.ingest(r.typ, m, meta.Sequence.Stream)
+	}
+}
+
+// waitRoom waits while the instance holds too much; false when the reader
+// must restart or stop.
+func (r *reader) waitRoom() bool {
+	s := r.s
+	for {
+		s.mu.Lock()
+		full := s.heldN >= s.maxInFlight+heldExtra || s.held >= heldBytes
+		s.mu.Unlock()
+		if !full {
+			return true
+		}
+		select {
+		case <-s.room:
+		case <-r.again:
+			signal(r.again)
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// ingest takes one event read from the stream.
+func (s *Subscription) ingest(t string, m jetstream.Msg, seq uint64) {
+	subj := m.Subject()
+	p, err := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:])
+	if err != nil {
+		return
+	}
+	key := keyOf(m)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.parts[partKey{t, p}]
+	if ps == nil {
+		return
+	}
+	o, ok := ps.wants(seq)
+	if !ok {
+		return
+	}
+	e, first := ps.add(seq, key, m.Data(), o)
+	s.heldN++
+	s.held += len(e.data)
+	if first {
+		s.push(e)
+		if !e.notBefore.IsZero() {
+			s.watch()
+		}
+	}
+}

@@ -1,0 +1,358 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents/broker"
+)
+
+// orderedConsumer is a consumer instance that handles each key's events
+// strictly in the order it receives them, as the contract asks of one: it
+// acknowledges only what it handled, and once it let an event of a key go
+// (released it, or left it to its ack timeout) it handles nothing more of
+// that key until that event comes again. handled logs, per key, the
+// events whose acknowledgement succeeded, in the order they were handled.
+type orderedConsumer struct {
+	mu      sync.Mutex
+	handled map[string][]int       // by key: event numbers
+	acked   map[string]bool        // event ids acknowledged
+	blocked map[int]map[string]int // instance → key → the event number it waits for
+}
+
+func newOrderedConsumer() *orderedConsumer {
+	return &orderedConsumer{handled: map[string][]int{}, acked: map[string]bool{}, blocked: map[int]map[string]int{}}
+}
+
+func (o *orderedConsumer) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.acked)
+}
+
+// run consumes with s until ctx ends; rng decides what to let go.
+func (o *orderedConsumer) run(ctx context.Context, inst int, s *broker.Subscription, rng *rand.Rand, errs chan<- error) {
+	o.mu.Lock()
+	o.blocked[inst] = map[string]int{}
+	blocked := o.blocked[inst]
+	o.mu.Unlock()
+	for ctx.Err() == nil {
+		d, err := s.Next(ctx)
+		if err != nil {
+			return
+		}
+		var ev struct {
+			ID  string `json:"id"`
+			Key string `json:"partitionkey"`
+		}
+		if err := json.Unmarshal(d.Event, &ev); err != nil {
+			errs <- err
+			return
+		}
+		var k, i int
+		fmt.Sscanf(ev.ID, "k%d-%d", &k, &i)
+		if w, ok := blocked[ev.Key]; ok {
+			if i > w {
+				continue // a later event of a key that waits: it comes again
+			}
+			delete(blocked, ev.Key)
+		}
+		switch r := rng.IntN(100); {
+		case r < 10:
+			blocked[ev.Key] = i
+			s.Settle(ctx, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{d.AckID}})
+			continue
+		case r < 12:
+			blocked[ev.Key] = i // left to its ack timeout
+			continue
+		}
+		res := s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+		if len(res.Succeeded) != 1 {
+			blocked[ev.Key] = i // not handled after all: it comes again
+			continue
+		}
+		o.mu.Lock()
+		if o.acked[ev.ID] {
+			o.mu.Unlock()
+			errs <- fmt.Errorf("instance %d: %s acknowledged a second time (delivery %d)", inst, ev.ID, d.Count)
+			return
+		}
+		o.acked[ev.ID] = true
+		o.handled[ev.Key] = append(o.handled[ev.Key], i)
+		o.mu.Unlock()
+	}
+}
+
+// TestOrderedProcessing: instances on three nodes that handle each key in
+// order, release about 10 % of the events at random and leave some to
+// their ack timeout, while one of them crashes mid-stream: per key, the
+// events handled (acknowledged) are exactly the stream's, in its order,
+// none twice.
+func TestOrderedProcessing(t *testing.T) {
+	nodes, reg := groupCluster(t, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const keys, perKey = 20, 30
+	for i := range perKey {
+		evs := make([]broker.Event, 0, keys)
+		for k := range keys {
+			evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("k%d-%d", k, i), fmt.Sprintf("key-%d", k)))
+		}
+		if err := nodes[i%3].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := newOrderedConsumer()
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	subs := make([]*broker.Subscription, 4)
+	for i := range subs {
+		s, err := nodes[i%3].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "ordered", MaxInFlight: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.run(cctx, i, s, rand.New(rand.NewPCG(uint64(i), 7)), errs)
+		}()
+	}
+	defer func() {
+		for _, s := range subs[1:] {
+			s.Close()
+		}
+	}()
+	waitFor(t, 60*time.Second, "a third handled", func() bool { return o.total() >= keys*perKey/3 })
+	subs[0].CrashForTest()
+	waitFor(t, 90*time.Second, "every event handled", func() bool {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		return o.total() == keys*perKey
+	})
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k := range keys {
+		got := o.handled[fmt.Sprintf("key-%d", k)]
+		if len(got) != perKey {
+			t.Fatalf("key-%d: handled %v, want 0…%d", k, got, perKey-1)
+		}
+		for i, n := range got {
+			if n != i {
+				t.Fatalf("key-%d: handled %v, want 0…%d in order", k, got, perKey-1)
+			}
+		}
+	}
+}
+
+// TestCommittedAcksSurviveStoreLeaderLoss: the node that leads the cursor
+// store goes away right after acknowledgements succeeded, and comes back:
+// none of the acknowledged events is delivered to the group again.
+func TestCommittedAcksSurviveStoreLeaderLoss(t *testing.T) {
+	nodes, cfgs := openClusterConfigs(t, 3, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
+		{ID: "prod", Produce: []string{consumeType}},
+		{ID: "c", Consume: []string{consumeType}},
+	})
+	for _, n := range nodes {
+		if err := n.ApplyRegistry(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Who leads the cursor store: the subscription goes elsewhere.
+	probe, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	info, err := nodes[0].JetStream().Stream(ctx, "KV_"+broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := -1
+	for i, c := range cfgs {
+		if info.CachedInfo().Cluster.Leader == c.Name {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatalf("cursor store leader %q is no node", info.CachedInfo().Cluster.Leader)
+	}
+	other := (leader + 1) % 3
+	var evs []broker.Event
+	for i := range 60 {
+		evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%6)))
+	}
+	if err := nodes[other].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := nodes[other].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "durable", MaxInFlight: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	var ids []string
+	for range 60 {
+		d, ev := next(t, s, 20*time.Second)
+		if len(acked) < 40 {
+			acked[ev.ID] = true
+			ids = append(ids, d.AckID)
+		}
+	}
+	if res := s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: ids}); len(res.Succeeded) != 40 {
+		t.Fatalf("acks: %+v", res)
+	}
+	// The store's leader goes at once, and comes back.
+	nodes[leader].Close()
+	s.CrashForTest()
+	nodes[leader] = broker.NewNode(cfgs[leader])
+	if err := nodes[leader].Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[leader].ApplyRegistry(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := nodes[(leader+2)%3].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "durable", MaxInFlight: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for range 20 {
+		d, ev := next(t, s2, 30*time.Second)
+		if acked[ev.ID] {
+			t.Fatalf("%s delivered again (count %d) after its acknowledgement succeeded", ev.ID, d.Count)
+		}
+	}
+	nctx, ncancel := context.WithTimeout(ctx, time.Second)
+	defer ncancel()
+	if d, err := s2.Next(nctx); err == nil {
+		t.Fatalf("a 21st delivery: %s", d.Event)
+	}
+}
+
+// TestIdleGroupsLeaveNoConsumers: hundreds of groups cost JetStream one
+// reader per instance and type while connected, and nothing once their
+// instances are gone; their cursors stay.
+func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
+	n, reg := consumeNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "one", "k"))
+	const groups = 300
+	subs := make([]*broker.Subscription, groups)
+	for i := range subs {
+		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: fmt.Sprintf("idle-%d", i), Start: broker.Start{Latest: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+	}
+	st, err := n.JetStream().Stream(ctx, broker.StreamName(consumeType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() int {
+		c := 0
+		for range st.ConsumerNames(ctx).Name() {
+			c++
+		}
+		return c
+	}
+	waitFor(t, 60*time.Second, "every group's reader", func() bool {
+		for _, s := range subs {
+			if len(s.Partitions()[consumeType]) != broker.Partitions {
+				return false
+			}
+		}
+		return consumers() == groups
+	})
+	for _, s := range subs {
+		s.Close()
+	}
+	waitFor(t, 10*time.Second, "no consumer left", func() bool { return consumers() == 0 })
+	kv, err := n.JetStream().KeyValue(ctx, broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursors := 0
+	for range keys.Keys() {
+		cursors++
+	}
+	if cursors != groups*broker.Partitions {
+		t.Fatalf("%d cursors, want %d", cursors, groups*broker.Partitions)
+	}
+}
+
+// TestCursorRecord: a cursor reads as the README documents it, with `nats
+// kv get`: settled up to "to" but the open events, its owner and epoch.
+func TestCursorRecord(t *testing.T) {
+	n, reg := consumeNode(t)
+	ctx := context.Background()
+	a, b := twoKeys()
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "b1", b))
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "rec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, s, 5*time.Second) // a1, left out
+	d2, _ := next(t, s, 5*time.Second)
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d2.AckID}})
+	kv, err := n.JetStream().KeyValue(ctx, broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("c2.rec.%s.%d", broker.StreamName(consumeType), broker.Partition(a))
+	var rec struct {
+		Floor uint64     `json:"floor"`
+		To    uint64     `json:"to"`
+		Open  [][3]int64 `json:"open"`
+		Owner string     `json:"owner"`
+		Node  string     `json:"node"`
+		Epoch uint64     `json:"epoch"`
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("cursor %s: %v", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Floor != 0 || rec.To != 2 || len(rec.Open) != 1 || rec.Open[0] != [3]int64{1, 1, 0} || rec.Owner != s.MemberIDForTest() || rec.Node != "n1" || rec.Epoch != 1 {
+		t.Fatalf("cursor %s", e.Value())
+	}
+	s.Close()
+	e, err = kv.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Owner != "" || len(rec.Open) != 1 {
+		t.Fatalf("cursor after Close %s", e.Value())
+	}
+	// The admin view reads the same.
+	cs, err := n.Cursors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Group == "rec" && c.Partition == broker.Partition(a) && (c.AckPending != 1 || c.Floor != 0 || c.To != 2 || c.OldestUnacked <= 0) {
+			t.Fatalf("cursor state %+v", c)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Upgrading from consumer groups of durable consumers. Versions of mevents
+// before the cursors kept each (client, group, type, partition) as a
+// replicated durable pull consumer on the type's stream, named
+//
+//	g<len(client)>_<client>_<group>_<partition>     g8_consumer_default_7
+//
+// with explicit acks and the pinned priority group "mevents". The first
+// time the new version claims such a partition and finds no cursor, it
+// makes the cursor from the consumer and deletes the consumer: "to" is the
+// consumer's last delivered event, and the events it had out and not
+// acknowledged are found by releasing every event between its ack floor
+// and its last delivery (JetStream ignores a release of what was
+// acknowledged) and pulling them: they are the cursor's open events, with
+// their delivery counts. Nothing acknowledged is delivered again, nothing
+// is skipped. (Should that pull not bring them all within upgradeWait,
+// the cursor starts at the ack floor instead: the acknowledged events
+// after it are delivered again, none is lost.)
+
+const (
+	oldPriorityGroup = "mevents"
+	upgradeWait      = 5 * time.Second
+	// maxUpgradeRelease bounds the releases of one consumer's upgrade.
+	maxUpgradeRelease = 100_000
+)
+
+func consumerName(client, group string, p int) string {
+	return "g" + strconv.Itoa(len(client)) + "_" + client + "_" + group + "_" + strconv.Itoa(p)
+}
+
+// parseConsumerName is the inverse of consumerName; ok is false for names
+// of other consumers.
+func parseConsumerName(name string) (client, group string, p int, ok bool) {
+	if !strings.HasPrefix(name, "g") {
+		return "", "", 0, false
+	}
+	i := strings.IndexByte(name, '_')
+	if i < 0 {
+		return "", "", 0, false
+	}
+	n, err := strconv.Atoi(name[1:i])
+	rest := name[i+1:]
+	if err != nil || n <= 0 || len(rest) < n+1 || rest[n] != '_' {
+		return "", "", 0, false
+	}
+	client, rest = rest[:n], rest[n+1:]
+	j := strings.LastIndexByte(rest, '_')
+	if j < 0 {
+		return "", "", 0, false
+	}
+	group = rest[:j]
+	p, err = strconv.Atoi(rest[j+1:])
+	if err != nil || p < 0 || p >= Partitions || !validGroupName(group) {
+		return "", "", 0, false
+	}
+	return client, group, p, true
+}
+
+// upgradeCursor makes the cursor of a partition from the durable consumer
+// of an earlier version and deletes the consumer; ok is false when there
+// is none.
+func (n *Node) upgradeCursor(ctx context.Context, client, group, t string, p int) (cursor, bool, error) {
+	stream, name := StreamName(t), consumerName(client, group, p)
+	c, err := n.js.Consumer(ctx, stream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return cursor{}, false, nil
+	}
+	if err != nil {
+		return cursor{}, false, fmt.Errorf("consumer %s of %s: %w", name, stream, err)
+	}
+	info := c.CachedInfo()
+	cur := cursor{to: max(info.Delivered.Stream, info.AckFloor.Stream)}
+	if info.NumAckPending > 0 {
+		open, err := n.unacknowledged(ctx, c, info)
+		if err != nil {
+			n.log.Warn("upgrade a group: its unacknowledged events could not be listed; the group starts at its ack floor",
+				"consumer", name, "stream", stream, "err", err)
+			cur = cursor{to: info.AckFloor.Stream}
+		} else {
+			cur.open = open
+		}
+	}
+	if err := n.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return cursor{}, false, fmt.Errorf("delete consumer %s of %s: %w", name, stream, err)
+	}
+	n.log.Info("group upgraded to a cursor", "client", client, "group", group, "type", t, "partition", p,
+		"to", cur.to, "open", len(cur.open))
+	return cur, true, nil
+}
+
+// unacknowledged returns the events consumer c has out and not acknowledged.
+func (n *Node) unacknowledged(ctx context.Context, c jetstream.Consumer, info *jetstream.ConsumerInfo) ([]openEvent, error) {
+	from, to := info.AckFloor.Stream+1, info.Delivered.Stream
+	if to-from >= maxUpgradeRelease {
+		return nil, fmt.Errorf("%d events between the ack floor and the last delivery", to-from+1)
+	}
+	req := []byte(`{"group":"` + oldPriorityGroup + `"}`)
+	_, _ = n.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.UNPIN."+info.Stream+"."+info.Name, req)
+	for seq := from; seq <= to; seq++ {
+		reply := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.%d.0.0", info.Stream, info.Name, seq, info.Delivered.Consumer)
+		if err := n.nc.Publish(reply, []byte("-NAK")); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.nc.FlushWithContext(ctx); err != nil {
+		return nil, err
+	}
+	want := info.NumAckPending
+	var open []openEvent
+	seen := map[uint64]bool{}
+	deadline := time.Now().Add(upgradeWait)
+	for len(open) < want && time.Now().Before(deadline) {
+		opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(time.Until(deadline))}
+		if info.Config.PriorityPolicy == jetstream.PriorityPolicyPinned {
+			opts = append(opts, jetstream.FetchPriorityGroup(oldPriorityGroup))
+		}
+		b, err := c.Fetch(want-len(open), opts...)
+		if err != nil {
+			return nil, err
+		}
+		for m := range b.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if !seen[meta.Sequence.Stream] {
+				seen[meta.Sequence.Stream] = true
+				open = append(open, openEvent{seq: meta.Sequence.Stream, count: max(int(meta.NumDelivered)-1, 1)})
+			}
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, err
+		}
+	}
+	if len(open) < want {
+		return nil, fmt.Errorf("%d of %d unacknowledged events came back", len(open), want)
+	}
+	return open, nil
+}
