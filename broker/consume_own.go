@@ -141,8 +141,9 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, er
 		var c cursor
 		var rev uint64
 		e, err := kv.Get(ctx, key)
+		fresh := errors.Is(err, jetstream.ErrKeyNotFound)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case fresh:
 			if c, err = s.n.startCursor(ctx, s.client.ID, s.group, k.typ, k.partition, s.start); err != nil {
 				return cursor{}, 0, err
 			}
@@ -170,6 +171,9 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, er
 		rev, err = awaitAck(ctx, f)
 		if isLost(err) {
 			continue // another instance wrote it meanwhile: read again
+		}
+		if err == nil && fresh {
+			s.n.dropOldConsumer(ctx, s.client.ID, s.group, k.typ, k.partition)
 		}
 		return c, rev, err
 	}

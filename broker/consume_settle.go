@@ -299,7 +299,24 @@ func (s *Subscription) onSettle(m *nats.Msg) {
 			ok = append(ok, i)
 		}
 	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		rep := settleReply{Errors: make([]string, len(errs))}
+		for i, err := range errs {
+			if err == nil {
+				err = errMoved
+			}
+			rep.Errors[i] = err.Error()
+		}
+		b, _ := json.Marshal(rep)
+		_ = m.Respond(b)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() { // not on the connection's dispatcher: it waits for a write
+		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 		defer cancel()
 		sub := make([]ackRef, len(ok))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -514,4 +515,26 @@ func TestConsumeUpgradesEarlierGroups(t *testing.T) {
 	if _, err := n.JetStream().Consumer(ctx, broker.StreamName(consumeType), name); err == nil {
 		t.Fatal("the earlier version's consumer is still there")
 	}
+
+	// A group nobody consumes any more is upgraded when the registry is
+	// applied: its cursor stands where its consumer was, which is gone.
+	idle := fmt.Sprintf("g%d_c2_idle_%d", len("c2"), p)
+	if _, err := n.JetStream().CreateConsumer(ctx, broker.StreamName(consumeType), jetstream.ConsumerConfig{
+		Durable: idle, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
+		FilterSubjects: []string{broker.Subject(consumeType, p, "")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ApplyRegistry(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := n.JetStream().KeyValue(ctx, broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the idle group upgraded", func() bool {
+		_, gone := n.JetStream().Consumer(ctx, broker.StreamName(consumeType), idle)
+		e, err := kv.Get(ctx, fmt.Sprintf("c2.idle.%s.%d", broker.StreamName(consumeType), p))
+		return gone != nil && err == nil && strings.Contains(string(e.Value()), `"to":5`)
+	})
 }

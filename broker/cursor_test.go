@@ -15,18 +15,26 @@ import (
 // orderedConsumer is a consumer instance that handles each key's events
 // strictly in the order it receives them, as the contract asks of one: it
 // acknowledges only what it handled, and once it let an event of a key go
-// (released it, or left it to its ack timeout) it handles nothing more of
-// that key until that event comes again. handled logs, per key, the
-// events whose acknowledgement succeeded, in the order they were handled.
+// (released it, or left it to its ack timeout) it handles nothing later of
+// that key until that event comes again — or until the event's ack timeout
+// has long passed (it went to another instance with its partition, which
+// may have come back since). handled logs, per key, the events whose
+// acknowledgement succeeded, in the order they were handled.
 type orderedConsumer struct {
-	mu      sync.Mutex
-	handled map[string][]int       // by key: event numbers
-	acked   map[string]bool        // event ids acknowledged
-	blocked map[int]map[string]int // instance → key → the event number it waits for
+	mu         sync.Mutex
+	ackTimeout time.Duration
+	handled    map[string][]int           // by key: event numbers
+	acked      map[string]bool            // event ids acknowledged
+	blocked    map[int]map[string]blocked // instance → key → what it waits for
 }
 
-func newOrderedConsumer() *orderedConsumer {
-	return &orderedConsumer{handled: map[string][]int{}, acked: map[string]bool{}, blocked: map[int]map[string]int{}}
+type blocked struct {
+	event int
+	until time.Time
+}
+
+func newOrderedConsumer(ackTimeout time.Duration) *orderedConsumer {
+	return &orderedConsumer{ackTimeout: ackTimeout, handled: map[string][]int{}, acked: map[string]bool{}, blocked: map[int]map[string]blocked{}}
 }
 
 func (o *orderedConsumer) total() int {
@@ -38,9 +46,10 @@ func (o *orderedConsumer) total() int {
 // run consumes with s until ctx ends; rng decides what to let go.
 func (o *orderedConsumer) run(ctx context.Context, inst int, s *broker.Subscription, rng *rand.Rand, errs chan<- error) {
 	o.mu.Lock()
-	o.blocked[inst] = map[string]int{}
-	blocked := o.blocked[inst]
+	o.blocked[inst] = map[string]blocked{}
+	waits := o.blocked[inst]
 	o.mu.Unlock()
+	block := func(key string, i int) { waits[key] = blocked{i, time.Now().Add(3 * o.ackTimeout)} }
 	for ctx.Err() == nil {
 		d, err := s.Next(ctx)
 		if err != nil {
@@ -56,24 +65,24 @@ func (o *orderedConsumer) run(ctx context.Context, inst int, s *broker.Subscript
 		}
 		var k, i int
 		fmt.Sscanf(ev.ID, "k%d-%d", &k, &i)
-		if w, ok := blocked[ev.Key]; ok {
-			if i > w {
+		if w, ok := waits[ev.Key]; ok {
+			if i > w.event && time.Now().Before(w.until) {
 				continue // a later event of a key that waits: it comes again
 			}
-			delete(blocked, ev.Key)
+			delete(waits, ev.Key)
 		}
 		switch r := rng.IntN(100); {
 		case r < 10:
-			blocked[ev.Key] = i
+			block(ev.Key, i)
 			s.Settle(ctx, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{d.AckID}})
 			continue
 		case r < 12:
-			blocked[ev.Key] = i // left to its ack timeout
+			block(ev.Key, i) // left to its ack timeout
 			continue
 		}
 		res := s.Settle(ctx, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 		if len(res.Succeeded) != 1 {
-			blocked[ev.Key] = i // not handled after all: it comes again
+			block(ev.Key, i) // not handled after all: it comes again
 			continue
 		}
 		o.mu.Lock()
@@ -107,7 +116,7 @@ func TestOrderedProcessing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	o := newOrderedConsumer()
+	o := newOrderedConsumer(time.Second)
 	errs := make(chan error, 8)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -129,6 +138,21 @@ func TestOrderedProcessing(t *testing.T) {
 	defer func() {
 		for _, s := range subs[1:] {
 			s.Close()
+		}
+	}()
+	defer func() {
+		if t.Failed() {
+			o.mu.Lock()
+			t.Logf("handled %d; blocked %v", len(o.acked), o.blocked)
+			for k, h := range o.handled {
+				if len(h) != perKey {
+					t.Logf("%s: %v", k, h)
+				}
+			}
+			o.mu.Unlock()
+			for i, s := range subs[1:] {
+				t.Logf("instance %d: %s", i+1, s.DebugState())
+			}
 		}
 	}()
 	waitFor(t, 60*time.Second, "a third handled", func() bool { return o.total() >= keys*perKey/3 })

@@ -99,16 +99,16 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: "the group position store is unavailable", Err: err}
 	}
-	var keys []string
+	var entries []jetstream.KeyValueEntry
 	for e := range w.Updates() {
 		if e == nil {
-			break
+			break // every key's last value has come
 		}
-		keys = append(keys, e.Key())
+		entries = append(entries, e)
 	}
 	_ = w.Stop()
 	if ctx.Err() != nil {
@@ -117,19 +117,15 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	lasts := map[string]map[int]uint64{} // by stream, partition
 	now := time.Now()
 	var out []CursorState
-	for _, key := range keys {
-		client, group, stream, p, ok := parseCursorKey(key)
+	for _, e := range entries {
+		client, group, stream, p, ok := parseCursorKey(e.Key())
 		t := types[stream]
 		if !ok || t == "" {
 			continue
 		}
-		e, err := kv.Get(ctx, key)
-		if err != nil {
-			continue // deleted meanwhile
-		}
 		c, err := parseCursor(e.Value())
 		if err != nil {
-			n.log.Warn("unreadable group cursor", "key", key, "err", err)
+			n.log.Warn("unreadable group cursor", "key", e.Key(), "err", err)
 			continue
 		}
 		if lasts[stream] == nil {

@@ -95,6 +95,10 @@ type Node struct {
 	local   localSubs  // this node's consumer instances (consume_settle.go)
 	polls   polls      // the instances that serve long polls (poll.go)
 	closing chan struct{}
+	// bg counts the node's background work (upgrade.go), which bgCtx stops.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 // NewNode returns a node that is not started yet: Open starts it.
@@ -108,7 +112,9 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.LameDuck == 0 {
 		cfg.LameDuck = 2 * time.Second
 	}
-	return &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1), closing: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1), closing: make(chan struct{})}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	return n
 }
 
 // Open starts the embedded NATS server, waits until JetStream has a meta
@@ -203,6 +209,8 @@ func (n *Node) Close() error {
 		return nil
 	}
 	close(n.closing)
+	n.bgCancel()
+	n.bg.Wait()
 	// The long polls' instances give their partitions up while the
 	// store can still be written.
 	n.polls.close()

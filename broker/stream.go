@@ -94,6 +94,13 @@ func (n *Node) ApplyRegistry(ctx context.Context, reg *Registry) error {
 		}
 	}
 	n.registry.Store(reg)
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		ctx, cancel := context.WithTimeout(n.bgCtx, time.Minute)
+		defer cancel()
+		n.upgradeGroups(ctx, reg)
+	}()
 	return nil
 }
 

@@ -70,8 +70,8 @@ func parseConsumerName(name string) (client, group string, p int, ok bool) {
 }
 
 // upgradeCursor makes the cursor of a partition from the durable consumer
-// of an earlier version and deletes the consumer; ok is false when there
-// is none.
+// of an earlier version; ok is false when there is none. The caller
+// deletes the consumer (dropOldConsumer) once the cursor is stored.
 func (n *Node) upgradeCursor(ctx context.Context, client, group, t string, p int) (cursor, bool, error) {
 	stream, name := StreamName(t), consumerName(client, group, p)
 	c, err := n.js.Consumer(ctx, stream, name)
@@ -93,12 +93,66 @@ func (n *Node) upgradeCursor(ctx context.Context, client, group, t string, p int
 			cur.open = open
 		}
 	}
-	if err := n.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return cursor{}, false, fmt.Errorf("delete consumer %s of %s: %w", name, stream, err)
-	}
 	n.log.Info("group upgraded to a cursor", "client", client, "group", group, "type", t, "partition", p,
 		"to", cur.to, "open", len(cur.open))
 	return cur, true, nil
+}
+
+// dropOldConsumer deletes the durable consumer an earlier version kept for
+// a partition of a group, if there is one.
+func (n *Node) dropOldConsumer(ctx context.Context, client, group, t string, p int) {
+	err := n.js.DeleteConsumer(ctx, StreamName(t), consumerName(client, group, p))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		n.log.Warn("delete the consumer of an earlier version", "consumer", consumerName(client, group, p), "err", err)
+	}
+}
+
+// upgradeGroups gives every group consumer of an earlier version on the
+// streams of reg a cursor, unless its group has one already, and deletes
+// it: groups that nobody consumes now cost no Raft group either. Only the
+// meta leader (or a single node) does it, so that two nodes do not pull
+// the same consumer's events at once.
+func (n *Node) upgradeGroups(ctx context.Context, reg *Registry) {
+	if n.cfg.Clustered() && !n.srv.JetStreamIsLeader() {
+		return
+	}
+	var kv jetstream.KeyValue
+	for _, t := range reg.Types {
+		st, err := n.js.Stream(ctx, StreamName(t.Name))
+		if err != nil {
+			continue
+		}
+		var old []string
+		names := st.ConsumerNames(ctx)
+		for name := range names.Name() {
+			if _, _, _, ok := parseConsumerName(name); ok {
+				old = append(old, name)
+			}
+		}
+		if len(old) > 0 && kv == nil {
+			var err error
+			if kv, err = n.cursorsKV(ctx); err != nil {
+				return
+			}
+		}
+		for _, name := range old {
+			client, group, p, _ := parseConsumerName(name)
+			key := cursorKey(client, group, t.Name, p)
+			if _, err := kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+				c, ok, err := n.upgradeCursor(ctx, client, group, t.Name, p)
+				if err != nil || !ok {
+					continue
+				}
+				if _, err := kv.Create(ctx, key, c.marshal()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+					n.log.Warn("store an upgraded cursor", "key", key, "err", err)
+					continue
+				}
+			} else if err != nil {
+				continue
+			}
+			n.dropOldConsumer(ctx, client, group, t.Name, p)
+		}
+	}
 }
 
 // unacknowledged returns the events consumer c has out and not acknowledged.

@@ -19,6 +19,7 @@ func (s *Server) adminRoutes(v1 *gin.RouterGroup) {
 	a.GET("/maintenance", s.getMaintenance)
 	a.PUT("/maintenance", s.putMaintenance)
 	a.GET("/lag", s.adminLag)
+	a.GET("/groups", s.adminGroups)
 	a.GET("/clients/:id/dead-events", s.adminDeadEvents)
 }
 
@@ -34,6 +35,23 @@ func (s *Server) adminLag(c *gin.Context) {
 	for _, l := range lags {
 		if cl := c.Query("client"); cl == "" || cl == l.Client {
 			items = append(items, l)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items})
+}
+
+// adminGroups handles GET /v1/admin/groups?client=&group=: every group
+// cursor with its owner and backlog, per partition.
+func (s *Server) adminGroups(c *gin.Context) {
+	cursors, err := s.broker.Cursors(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	items := []broker.CursorState{}
+	for _, cs := range cursors {
+		if (c.Query("client") == "" || c.Query("client") == cs.Client) && (c.Query("group") == "" || c.Query("group") == cs.Group) {
+			items = append(items, cs)
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items})

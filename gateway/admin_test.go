@@ -146,7 +146,23 @@ func TestAdminLagAndDeadEvents(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a condition
 	}
-	r := e.do(admin, http.MethodGet, "/v1/admin/clients/consumer/dead-events", nil)
+	// The group's cursors: one per partition, owned by the open instance.
+	var groups struct{ Items []broker.CursorState }
+	r := e.do(admin, http.MethodGet, "/v1/admin/groups?client=consumer&group=default", nil)
+	if err := json.Unmarshal(r.body, &groups); err != nil || r.status != http.StatusOK {
+		t.Fatalf("groups: %d %s", r.status, r.body)
+	}
+	ackPending := uint64(0)
+	for _, cs := range groups.Items {
+		if cs.Client != "consumer" || cs.Group != "default" || cs.Type != orderType || cs.Owner == "" || cs.Epoch < 1 {
+			t.Fatalf("cursor %+v", cs)
+		}
+		ackPending += cs.AckPending
+	}
+	if len(groups.Items) != broker.Partitions || ackPending < 1 {
+		t.Fatalf("groups = %+v", groups.Items)
+	}
+	r = e.do(admin, http.MethodGet, "/v1/admin/clients/consumer/dead-events", nil)
 	var dead deadList
 	if err := json.Unmarshal(r.body, &dead); err != nil || r.status != http.StatusOK {
 		t.Fatalf("dead events: %d %s", r.status, r.body)
@@ -154,7 +170,7 @@ func TestAdminLagAndDeadEvents(t *testing.T) {
 	if len(dead.Items) != 1 || dead.Items[0].Reason != "cannot parse" {
 		t.Fatalf("dead events = %+v", dead.Items)
 	}
-	for _, path := range []string{"/v1/admin/lag", "/v1/admin/clients/consumer/dead-events"} {
+	for _, path := range []string{"/v1/admin/lag", "/v1/admin/groups", "/v1/admin/clients/consumer/dead-events"} {
 		if r := e.do(e.client("consumer"), http.MethodGet, path, nil); r.status != http.StatusForbidden {
 			t.Fatalf("GET %s as a non-admin: %d, want 403", path, r.status)
 		}

@@ -23,6 +23,8 @@ type Inspector interface {
 	StreamStatus(ctx context.Context) ([]broker.StreamStatus, error)
 	// Lag: see broker.Node.Lag.
 	Lag(ctx context.Context) ([]broker.GroupLag, error)
+	// Cursors: see broker.Node.Cursors.
+	Cursors(ctx context.Context) ([]broker.CursorState, error)
 	// SetMaintenance stores the maintenance mode for every node.
 	SetMaintenance(ctx context.Context, m broker.Maintenance) error
 	// WatchMaintenance calls fn with the current mode and every change

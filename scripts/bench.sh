@@ -10,6 +10,7 @@
 # scenario with the raw JetStream comparison and the nodes' CPU per event
 # (from their ops listeners), stops the cluster. DURATION
 # (default 30s) sets the length of each scenario (after a 5 s warm-up);
+# IDLE_GROUPS=300 adds the idle-groups measurement (IDLE_WINDOW, default 30s);
 # SOAK=10m adds a steady-load soak that samples each node's resident memory
 # every 30 s (SOAK_RATE events/s, default 300); ONLY_SOAK=1 skips the
 # standard scenarios.
@@ -78,8 +79,13 @@ run() {
 if [[ -z ${ONLY_SOAK:-} ]]; then
   run "Throughput: 4 producers, batches of 100 1-KiB events, 3 consumers" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 3 --duration "$duration"
   run "Producing alone: 4 producers, batches of 100 1-KiB events" --producers 4 --batch 100 --size 1024 --keys 1000 --consumers 0 --duration "$duration"
-  run "Latency at 2,000 events/s" --producers 4 --batch 10 --size 1024 --keys 1000 --consumers 3 --rate 2000 --duration "$duration"
+  run "One partition key: 4 producers, batches of 100, 3 consumers" --producers 4 --batch 100 --size 1024 --keys 1 --consumers 3 --duration "$duration"
+  run "Latency at 2,000 events/s over 120 keys" --producers 4 --batch 10 --size 1024 --keys 120 --consumers 3 --rate 2000 --duration "$duration"
   run "Single-event produce latency" --producers 1 --batch 1 --size 1024 --consumers 0 --rate 100 --duration "$duration"
+fi
+# IDLE_GROUPS=300: what idle groups cost (a WebSocket each, then none).
+if [[ -n ${IDLE_GROUPS:-} ]]; then
+  run "Idle groups: $IDLE_GROUPS groups × every type, one idle WebSocket each" --idle-groups "$IDLE_GROUPS" --window "${IDLE_WINDOW:-30s}"
 fi
 for i in 1 2 3; do
   rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)
