@@ -324,13 +324,12 @@ func (s *Subscription) tend(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	busy := false
+	var late []*entry
 	for _, p := range s.parts {
 		for _, e := range p.bySeq {
 			switch {
 			case e.out && now.Sub(e.sentAt) >= ackTimeout:
-				s.outN -= e.again(time.Time{})
-				s.push(e)
-				signal(s.commitKick)
+				late = append(late, e)
 				busy = true
 			case e.out:
 				busy = true
@@ -340,6 +339,16 @@ func (s *Subscription) tend(now time.Time) bool {
 					s.push(e)
 				}
 			}
+		}
+	}
+	// In stream order: the first late event of a key sends the later ones
+	// back with it (their deliveries void, not counted).
+	slices.SortFunc(late, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })
+	for _, e := range late {
+		if e.out {
+			s.outN -= e.again(time.Time{})
+			s.push(e)
+			signal(s.commitKick)
 		}
 	}
 	if !busy {
@@ -381,6 +390,7 @@ func (s *Subscription) close() {
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-s.n.closing:
+			deadline = time.Now() // one attempt: the node is going
 		}
 	}
 	s.cancel()

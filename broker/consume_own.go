@@ -345,9 +345,7 @@ func (s *Subscription) commitRound(ctx context.Context) bool {
 				delete(s.releasing, p.k)
 			}
 			if !s.closing {
-				s.mu.Unlock()
 				s.rebalanceLater()
-				s.mu.Lock()
 			}
 		default:
 			s.n.log.Warn("write group cursor", "key", p.key, "err", w.err)

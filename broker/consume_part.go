@@ -18,7 +18,9 @@ import (
 // never wait for each other. When an out event is to be delivered again
 // (released, past its ack timeout), it and every later out event of its
 // key go back to waiting: their deliveries are void (their ack ids are
-// refused), and they go out again after it, in order. So a consumer that
+// refused, and they do not count toward maxDeliver: the later events go
+// out again with the same delivery count), and they go out again after
+// it, in order. So a consumer that
 // handles a key's events in the order it receives them, and acknowledges
 // only what it handled, handles them in order.
 //
@@ -230,6 +232,12 @@ func (e *entry) again(notBefore time.Time) int {
 	for _, x := range kq.q[i:kq.next] {
 		if x.out {
 			void++
+			if x != e {
+				// Void through no fault of its own: that delivery does
+				// not count (toward maxDeliver either); the next one
+				// has its number again.
+				x.count--
+			}
 		}
 		x.out = false
 		x.dead = x.dead && x != e // a later one being buried stays so

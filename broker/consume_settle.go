@@ -176,7 +176,7 @@ func (l *localSubs) get(id string) *Subscription {
 
 // Settle settles deliveries (see Node.Settle).
 func (s *Subscription) Settle(ctx context.Context, st Settlement) SettleResult {
-	return s.n.Settle(ctx, s.client, st)
+	return s.SettleAsync(st)(ctx)
 }
 
 // Settle acknowledges, releases or kills the deliveries named by ack ids,
@@ -341,6 +341,29 @@ func (s *Subscription) onSettle(m *nats.Msg) {
 // settleLocal applies settlements of this instance's deliveries in order
 // and waits until the cursor writes that hold them are stored.
 func (s *Subscription) settleLocal(ctx context.Context, st Settlement, refs []ackRef) []error {
+	errs, waits := s.apply(st, refs)
+	return awaitSettled(ctx, errs, waits)
+}
+
+// awaitSettled waits for the outcomes of applied settlements.
+func awaitSettled(ctx context.Context, errs []error, waits []chan error) []error {
+	for i, ch := range waits {
+		if ch == nil {
+			continue
+		}
+		select {
+		case errs[i] = <-ch:
+		case <-ctx.Done():
+			errs[i] = errStore
+		}
+	}
+	return errs
+}
+
+// apply applies settlements of this instance's deliveries in order; the
+// outcome of each that is not known yet comes on its channel once the
+// cursor write that holds it is stored.
+func (s *Subscription) apply(st Settlement, refs []ackRef) ([]error, []chan error) {
 	errs := make([]error, len(refs))
 	waits := make([]chan error, len(refs))
 	now := time.Now()
@@ -396,17 +419,71 @@ func (s *Subscription) settleLocal(ctx context.Context, st Settlement, refs []ac
 	}
 	s.mu.Unlock()
 	signal(s.commitKick)
-	for i, ch := range waits {
-		if ch == nil {
-			continue
-		}
-		select {
-		case errs[i] = <-ch:
-		case <-ctx.Done():
-			errs[i] = errStore
+	return errs, waits
+}
+
+// SettleAsync settles deliveries as Settle does, but applies those this
+// instance made at once, in the order of the calls, and returns a function
+// that waits for the outcome (and settles the others). A connection that
+// reads settle frames one after another calls it from its read loop, so
+// that its settlements apply in the order it sent them while their
+// writes are waited for concurrently.
+func (s *Subscription) SettleAsync(st Settlement) func(ctx context.Context) SettleResult {
+	mine, others := []int{}, []int{}
+	refs := make([]ackRef, len(st.AckIDs))
+	errs := make([]error, len(st.AckIDs))
+	for i, id := range st.AckIDs {
+		refs[i], errs[i] = ownAckID(s.client, id)
+		switch {
+		case errs[i] != nil:
+		case refs[i].member == s.id && (st.Op == SettleAck || st.Op == SettleRelease || st.Op == SettleDead):
+			mine = append(mine, i)
+		default:
+			others = append(others, i)
 		}
 	}
-	return errs
+	sub := make([]ackRef, len(mine))
+	for j, i := range mine {
+		sub[j] = refs[i]
+	}
+	applied, waits := s.apply(st, sub)
+	return func(ctx context.Context) SettleResult {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, settleTimeout)
+			defer cancel()
+		}
+		done := awaitSettled(ctx, applied, waits)
+		for j, i := range mine {
+			errs[i] = done[j]
+		}
+		if len(others) > 0 {
+			rest := st
+			rest.AckIDs = make([]string, len(others))
+			for j, i := range others {
+				rest.AckIDs[j] = st.AckIDs[i]
+			}
+			res := s.n.Settle(ctx, s.client, rest)
+			failed := map[string]string{}
+			for _, f := range res.Failed {
+				failed[f.AckID] = f.Error
+			}
+			for _, i := range others {
+				if e, ok := failed[st.AckIDs[i]]; ok {
+					errs[i] = errors.New(e)
+				}
+			}
+		}
+		res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
+		for i, id := range st.AckIDs {
+			if errs[i] != nil {
+				res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: errs[i].Error()})
+			} else {
+				res.Succeeded = append(res.Succeeded, id)
+			}
+		}
+		return res
+	}
 }
 
 // buryEntry moves e to the dead events and then settles it; when it cannot,

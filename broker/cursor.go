@@ -20,7 +20,7 @@ import (
 // (replicated like the event streams):
 //
 //	key    <client>.<group>.<stream>.<partition>     demo-consumer.default.EV_md_gov_person_registered.3
-//	value  {"floor":1200,"to":1260,"open":[[1201,2,0],[1210,1,1764831600000]],
+//	value  {"floor":1200,"to":1260,"open":[[1201,1201,2,0],[1210,1230,1,1764831600000]],
 //	        "owner":"9f2c…","node":"n1","epoch":7}
 //
 // Stream sequences number the events of the whole stream; a cursor counts
@@ -28,8 +28,9 @@ import (
 // evtest.<client>.<type>.<p> and the group's redelivered dead events
 // evredo.<client>.<group>.<type>.<p>). Every event of the partition up to
 // "to" is settled (acknowledged or moved to the dead events) except those
-// listed in "open": [stream sequence, deliveries so far, not before (Unix
-// ms, 0 = now)]; the events after "to" were never delivered. "floor" is
+// listed in "open": [first stream sequence, last, deliveries so far, not
+// before (Unix ms, 0 = now)] for a run of consecutive sequences; the
+// events after "to" were never delivered. "floor" is
 // the sequence below which everything is settled (the first open one less
 // one, or "to"), for people reading the bucket.
 //
@@ -93,14 +94,17 @@ type cursor struct {
 type cursorJSON struct {
 	Floor uint64     `json:"floor"`
 	To    uint64     `json:"to"`
-	Open  [][3]int64 `json:"open"`
+	Open  [][4]int64 `json:"open"`
 	Owner string     `json:"owner"`
 	Node  string     `json:"node,omitempty"`
 	Epoch uint64     `json:"epoch"`
 }
 
+// maxOpen bounds the open events of a cursor read from the store.
+const maxOpen = 1 << 20
+
 func (c *cursor) marshal() []byte {
-	j := cursorJSON{To: c.to, Floor: c.to, Owner: c.owner, Node: c.node, Epoch: c.epoch, Open: make([][3]int64, 0, len(c.open))}
+	j := cursorJSON{To: c.to, Floor: c.to, Owner: c.owner, Node: c.node, Epoch: c.epoch, Open: make([][4]int64, 0, 4)}
 	for i, o := range c.open {
 		if i == 0 {
 			j.Floor = o.seq - 1
@@ -109,7 +113,13 @@ func (c *cursor) marshal() []byte {
 		if !o.notBefore.IsZero() {
 			nb = o.notBefore.UnixMilli()
 		}
-		j.Open = append(j.Open, [3]int64{int64(o.seq), int64(o.count), nb})
+		// Events next to each other in the stream with the same count
+		// and delay share a range: a key's events out at once often are.
+		if n := len(j.Open); n > 0 && j.Open[n-1][1]+1 == int64(o.seq) && j.Open[n-1][2] == int64(o.count) && j.Open[n-1][3] == nb {
+			j.Open[n-1][1]++
+			continue
+		}
+		j.Open = append(j.Open, [4]int64{int64(o.seq), int64(o.seq), int64(o.count), nb})
 	}
 	b, _ := json.Marshal(j)
 	return b
@@ -122,14 +132,16 @@ func parseCursor(b []byte) (cursor, error) {
 	}
 	c := cursor{floor: j.Floor, to: j.To, owner: j.Owner, node: j.Node, epoch: j.Epoch}
 	for _, o := range j.Open {
-		if o[0] <= 0 || uint64(o[0]) > j.To || o[1] < 0 {
-			return cursor{}, fmt.Errorf("cursor %q: open event %v out of range", b, o)
+		if o[0] <= 0 || o[1] < o[0] || uint64(o[1]) > j.To || o[2] < 0 || len(c.open)+int(o[1]-o[0]) >= maxOpen {
+			return cursor{}, fmt.Errorf("cursor %q: open events %v out of range", b, o)
 		}
-		e := openEvent{seq: uint64(o[0]), count: int(o[1])}
-		if o[2] > 0 {
-			e.notBefore = time.UnixMilli(o[2])
+		for seq := o[0]; seq <= o[1]; seq++ {
+			e := openEvent{seq: uint64(seq), count: int(o[2])}
+			if o[3] > 0 {
+				e.notBefore = time.UnixMilli(o[3])
+			}
+			c.open = append(c.open, e)
 		}
-		c.open = append(c.open, e)
 	}
 	slices.SortFunc(c.open, func(a, b openEvent) int { return cmpSeq(a.seq, b.seq) })
 	return c, nil

@@ -346,7 +346,7 @@ func TestCursorRecord(t *testing.T) {
 	var rec struct {
 		Floor uint64     `json:"floor"`
 		To    uint64     `json:"to"`
-		Open  [][3]int64 `json:"open"`
+		Open  [][4]int64 `json:"open"`
 		Owner string     `json:"owner"`
 		Node  string     `json:"node"`
 		Epoch uint64     `json:"epoch"`
@@ -358,7 +358,7 @@ func TestCursorRecord(t *testing.T) {
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Floor != 0 || rec.To != 2 || len(rec.Open) != 1 || rec.Open[0] != [3]int64{1, 1, 0} || rec.Owner != s.MemberIDForTest() || rec.Node != "n1" || rec.Epoch != 1 {
+	if rec.Floor != 0 || rec.To != 2 || len(rec.Open) != 1 || rec.Open[0] != [4]int64{1, 1, 1, 0} || rec.Owner != s.MemberIDForTest() || rec.Node != "n1" || rec.Epoch != 1 {
 		t.Fatalf("cursor %s", e.Value())
 	}
 	s.Close()

@@ -36,7 +36,7 @@ const (
 	// and error frames beside the at most maxMaxInFlight events.
 	wsControlBuffer = 64
 	// wsSettling bounds the settle frames of a session under way at once.
-	wsSettling    = 16
+	wsSettling    = 256
 	keyWSConn     = "mevents.ws"
 	settleTimeout = 10 * time.Second
 )
@@ -292,28 +292,29 @@ func (s *Server) wsMessage(ss *melody.Session, msg []byte) {
 		s.wsSend(ss, bad)
 		return
 	}
-	// Frames are settled concurrently, at most wsSettling at once; beyond
-	// that the connection's reads wait. A settlement outlives its
-	// connection (bounded by settleTimeout): an ack sent just before a close
-	// is not lost.
+	// Frames apply in the order they come (so do the settlements of a
+	// key); their writes are waited for concurrently, at most wsSettling
+	// frames at once; beyond that the connection's reads wait. A
+	// settlement outlives its connection (bounded by settleTimeout): an
+	// ack sent just before a close is not lost.
 	select {
 	case conn.settling <- struct{}{}:
 	case <-conn.ctx.Done():
 		return
 	}
+	wait := conn.sub.SettleAsync(st)
 	conn.wg.Add(1)
 	go func() {
 		defer func() { <-conn.settling; conn.wg.Done() }()
-		s.wsSettle(ss, conn, st, id)
+		s.wsSettle(ss, conn, st.Op, wait, id)
 	}()
 }
 
-// wsSettle settles what one frame names and answers it when it has an id.
-func (s *Server) wsSettle(ss *melody.Session, conn *wsConn, st broker.Settlement, id json.RawMessage) {
-	op := st.Op
+// wsSettle waits for what one frame settles and answers it when it has an id.
+func (s *Server) wsSettle(ss *melody.Session, conn *wsConn, op broker.SettleOp, wait func(context.Context) broker.SettleResult, id json.RawMessage) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(conn.ctx), settleTimeout)
 	defer cancel()
-	res := conn.sub.Settle(ctx, st)
+	res := wait(ctx)
 	conn.mu.Lock()
 	for _, id := range res.Succeeded {
 		if typ, ok := conn.handed[id]; ok {
