@@ -215,9 +215,13 @@ func (n *Node) seqAtTime(ctx context.Context, stream string, at time.Time) (uint
 // errLostCursor says that another instance wrote a cursor since it was read.
 var errLostCursor = errors.New("the cursor was written by another instance")
 
-// wrongLastSeq is JetStream's "wrong last sequence" error code: the
-// conditional write of a key found another revision.
-const wrongLastSeq jetstream.ErrorCode = 10071
+// JetStream's "wrong last sequence" error codes: the conditional write of
+// a key found another revision (nats-server answers a write that expects a
+// subject's last sequence with the second).
+const (
+	wrongLastSeq      jetstream.ErrorCode = 10071
+	wrongLastSeqConst jetstream.ErrorCode = 10164
+)
 
 // casCursor writes c under key if its revision is still rev (0: the key must
 // not exist) and returns the new revision. It publishes asynchronously so
@@ -232,7 +236,8 @@ func (n *Node) casCursor(key string, c *cursor, rev uint64) (jetstream.PubAckFut
 // isLost says whether err is a conditional write that found another revision.
 func isLost(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == wrongLastSeq || errors.Is(err, jetstream.ErrKeyExists)
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == wrongLastSeq || apiErr.ErrorCode == wrongLastSeqConst) ||
+		errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // awaitAck waits for a write's acknowledgement.

@@ -27,6 +27,7 @@ type idleConfig struct {
 	Types  []string      // the groups' event types; none: all routed to the consumer
 	Joins  int           // WebSockets dialing at once
 	Window time.Duration // of each measurement of the nodes
+	Settle time.Duration // after the joins and after the disconnects, before measuring
 }
 
 // idleHandshake bounds one join, from dialing to the upgrade: the server
@@ -41,6 +42,7 @@ func idleFlags(fs *flag.FlagSet) func() idleConfig {
 	types := fs.String("types", "", "with --idle-groups: comma-separated event types of the idle groups (default: all routed to the consumer's client)")
 	fs.IntVar(&ic.Joins, "joins", 8, "with --idle-groups: WebSockets dialing at once")
 	fs.DurationVar(&ic.Window, "window", 30*time.Second, "with --idle-groups: length of each measurement of the nodes (baseline, connected, disconnected)")
+	fs.DurationVar(&ic.Settle, "settle", 10*time.Second, "with --idle-groups: pause after the joins (the groups' cursors and readers being made) and after the disconnects, before measuring")
 	return func() idleConfig {
 		for _, t := range strings.Split(*types, ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -137,6 +139,13 @@ func benchIdle(ctx context.Context, c benchConfig, ic idleConfig) (*idleReport, 
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
+	// The joins leave work behind (each group's cursors and readers are
+	// made as its instance takes its partitions): the window measures
+	// the groups idle, after it.
+	fmt.Fprintf(c.Progress, "settling for %s\n", ic.Settle)
+	if err := sleep(ctx, ic.Settle); err != nil {
+		return rep, err
+	}
 	if len(c.Ops) == 0 {
 		// The connections are still held for a window: they should stay up.
 		fmt.Fprintf(c.Progress, "connected and idle for %s\n", ic.Window)
@@ -150,8 +159,8 @@ func benchIdle(ctx context.Context, c benchConfig, ic idleConfig) (*idleReport, 
 		return rep, err
 	}
 	if len(c.Ops) > 0 {
-		fmt.Fprintln(c.Progress, "disconnected: waiting 2s")
-		if err := sleep(ctx, 2*time.Second); err != nil {
+		fmt.Fprintf(c.Progress, "disconnected: waiting %s\n", max(ic.Settle, 2*time.Second))
+		if err := sleep(ctx, max(ic.Settle, 2*time.Second)); err != nil {
 			return rep, err
 		}
 		if rep.Disconnected, err = idleWindow(ctx, c, ic, "disconnected"); err != nil {

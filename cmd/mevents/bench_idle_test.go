@@ -37,7 +37,7 @@ func TestBenchIdle(t *testing.T) {
 
 	out.Reset()
 	progress.Reset()
-	if err := run(ctx, append(args, "--idle-groups", "12", "--window", "1s", "--joins", "4", "--summary", summary), &out, &progress); err != nil {
+	if err := run(ctx, append(args, "--idle-groups", "12", "--window", "1s", "--settle", "1s", "--joins", "4", "--summary", summary), &out, &progress); err != nil {
 		t.Fatalf("bench --idle-groups: %v\n%s\n%s", err, out.String(), progress.String())
 	}
 	report := out.String()
