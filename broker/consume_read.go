@@ -32,6 +32,10 @@ const (
 	// readerInactive is how long JetStream keeps a reader whose instance
 	// vanished without deleting it (its node died).
 	readerInactive = time.Minute
+	// readerHeartbeat is how often a reader's idle pull hears from its
+	// consumer: missing two, it makes a new one (the consumer's node went
+	// away, or the pull was lost).
+	readerHeartbeat = 5 * time.Second
 )
 
 // reader is the reader of one type of one instance.
@@ -157,7 +161,19 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 		}
 		return false
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	// A pull sent before the consumer's node has made it is lost, and
+	// found out only by missing heartbeats: its info, which that node
+	// answers, says it is there.
+	for attempt := 0; attempt < 5 && s.ctx.Err() == nil; attempt++ {
+		ictx, cancel := context.WithTimeout(s.ctx, time.Second)
+		_, err = cons.Info(ictx)
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.PullHeartbeat(readerHeartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		s.n.log.Warn("read", "consumer", name, "err", err)
 		return false

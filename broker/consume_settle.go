@@ -233,8 +233,13 @@ func (n *Node) Settle(ctx context.Context, cl *Client, st Settlement) SettleResu
 		}()
 	}
 	wg.Wait()
+	return resultOf(st.AckIDs, errs)
+}
+
+// resultOf reports each of ids as succeeded or failed with its error.
+func resultOf(ids []string, errs []error) SettleResult {
 	res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
-	for i, id := range st.AckIDs {
+	for i, id := range ids {
 		if errs[i] != nil {
 			res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: errs[i].Error()})
 		} else {
@@ -474,15 +479,7 @@ func (s *Subscription) SettleAsync(st Settlement) func(ctx context.Context) Sett
 				}
 			}
 		}
-		res := SettleResult{Succeeded: []string{}, Failed: []SettleFailure{}}
-		for i, id := range st.AckIDs {
-			if errs[i] != nil {
-				res.Failed = append(res.Failed, SettleFailure{AckID: id, Error: errs[i].Error()})
-			} else {
-				res.Succeeded = append(res.Succeeded, id)
-			}
-		}
-		return res
+		return resultOf(st.AckIDs, errs)
 	}
 }
 

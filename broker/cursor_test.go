@@ -184,18 +184,9 @@ func TestOrderedProcessing(t *testing.T) {
 // store goes away right after acknowledgements succeeded, and comes back:
 // none of the acknowledged events is delivered to the group again.
 func TestCommittedAcksSurviveStoreLeaderLoss(t *testing.T) {
-	nodes, cfgs := openClusterConfigs(t, 3, time.Minute)
+	nodes, cfgs, reg := groupClusterConfigs(t, time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
-		{ID: "prod", Produce: []string{consumeType}},
-		{ID: "c", Consume: []string{consumeType}},
-	})
-	for _, n := range nodes {
-		if err := n.ApplyRegistry(ctx, reg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Who leads the cursor store: the subscription goes elsewhere.
 	probe, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "probe"})
 	if err != nil {

@@ -88,15 +88,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// openClusterAck is openCluster with an ack timeout.
-func openClusterAck(t *testing.T, size int, ackTimeout time.Duration) []*broker.Node {
-	t.Helper()
-	nodes, _ := openClusterConfigs(t, size, ackTimeout)
-	return nodes
-}
-
-// openClusterConfigs is openClusterAck that also returns the nodes'
-// configurations, so that a test can start a node again.
+// openClusterConfigs is openCluster with an ack timeout; it also returns
+// the nodes' configurations, so that a test can start a node again.
 func openClusterConfigs(t *testing.T, size int, ackTimeout time.Duration) ([]*broker.Node, []broker.NodeConfig) {
 	t.Helper()
 	routes := make([]string, size)
@@ -141,7 +134,15 @@ func openClusterConfigs(t *testing.T, size int, ackTimeout time.Duration) ([]*br
 // consumer "c".
 func groupCluster(t *testing.T, ackTimeout time.Duration) ([]*broker.Node, *broker.Registry) {
 	t.Helper()
-	nodes := openClusterAck(t, 3, ackTimeout)
+	nodes, _, reg := groupClusterConfigs(t, ackTimeout)
+	return nodes, reg
+}
+
+// groupClusterConfigs is groupCluster that also returns the nodes'
+// configurations, so that a test can start a node again.
+func groupClusterConfigs(t *testing.T, ackTimeout time.Duration) ([]*broker.Node, []broker.NodeConfig, *broker.Registry) {
+	t.Helper()
+	nodes, cfgs := openClusterConfigs(t, 3, ackTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{
@@ -153,7 +154,7 @@ func groupCluster(t *testing.T, ackTimeout time.Duration) ([]*broker.Node, *brok
 			t.Fatal(err)
 		}
 	}
-	return nodes, reg
+	return nodes, cfgs, reg
 }
 
 func TestGroupSpreadsOverCluster(t *testing.T) {
