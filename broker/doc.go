@@ -5,9 +5,12 @@
 // broker hides NATS from the rest of the program: callers see Go types and
 // methods that take a context, never a subject or a JetStream API.
 //
-// Besides JetStream, nodes speak to each other on one core NATS subject
-// family, _mevents.members.<client>.<group>: each node's hub of a consumer
-// group announces the node's instances of the group there. The format is
-// described in group_members.go; the nodes of a cluster must run the same
-// version of it.
+// Consumer groups keep their positions as cursors in the key-value bucket
+// mevents_cursors (cursor.go). Besides JetStream, nodes speak to each other
+// on two core NATS subject families: _mevents.members.<client>.<group>,
+// where each node's hub of a consumer group announces the node's instances
+// of the group (group_members.go), and _mevents.settle.<member>, where a
+// node asks the instance that made a delivery to settle it
+// (consume_settle.go). The nodes of a cluster must run the same version of
+// both.
 package broker

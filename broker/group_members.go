@@ -46,18 +46,16 @@ import (
 // of a cluster must speak the same version of this format. (Each version
 // ignores the other's messages: during a rolling upgrade from the format
 // of one message per instance, instances on old and new nodes do not see
-// each other and may pull the same partitions, which is slower but keeps
-// the order, see below.)
+// each other and may claim the same partitions in turn.)
 //
 // Views of the membership differ for at most a heartbeat, so two instances
-// may briefly pull one partition, or none. Neither breaks the order: a
-// partition consumer is pinned to one puller at a time (group.go), and a
-// puller that starts hands out nothing while events others left are
-// unsettled (consume_keys.go). An instance that closes releases its
-// unsettled events and gives up its pins. One that vanishes (its node died)
-// cannot: the instance that takes over one of its partitions takes the pin
-// and releases the partition's unsettled events, so the partition resumes
-// at once instead of after the ack timeout.
+// may briefly want one partition, or none. Neither breaks the order: the
+// partition's cursor has one owner at a time (consume_own.go): an instance
+// claims it only once the previous owner gave it up or is no longer a
+// member, and an owner whose conditional write fails drops the partition.
+// An instance that closes gives its partitions up; one that vanishes (its
+// node died) cannot, and the next owner claims each of them once the
+// members forget it (memberTTL); its unsettled events go out again at once.
 
 const (
 	heartbeatInterval = time.Second
