@@ -258,7 +258,8 @@ func TestCommittedAcksSurviveStoreLeaderLoss(t *testing.T) {
 	}
 }
 
-// TestIdleGroupsLeaveNoConsumers: hundreds of groups cost JetStream one
+// TestIdleGroupsLeaveNoConsumers: 1,100 groups of one type (beyond
+// JetStream's default of 1,000 consumers a stream) cost JetStream one
 // reader per instance and type while connected, and nothing once their
 // instances are gone; their cursors stay.
 func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
@@ -266,7 +267,7 @@ func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	publish(t, n, "prod", false, event(t, consumeType, "/s", "one", "k"))
-	const groups = 300
+	const groups = 1100
 	subs := make([]*broker.Subscription, groups)
 	for i := range subs {
 		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: fmt.Sprintf("idle-%d", i), Start: broker.Start{Latest: true}})
