@@ -36,6 +36,9 @@ const (
 	// consumer: missing two, it makes a new one (the consumer's node went
 	// away, or the pull was lost).
 	readerHeartbeat = 5 * time.Second
+	// restartGather is how long a reader that must start again waits for
+	// more partitions to come or go.
+	restartGather = 25 * time.Millisecond
 )
 
 // reader is the reader of one type of one instance.
@@ -97,6 +100,15 @@ func (r *reader) run() {
 	serial := 0
 	pause := 100 * time.Millisecond
 	for s.ctx.Err() == nil {
+		if serial > 0 {
+			// Partitions are taken a few at a time (each a claim):
+			// gather them into one new consumer rather than one each.
+			select {
+			case <-time.After(restartGather):
+			case <-s.ctx.Done():
+				return
+			}
+		}
 		select {
 		case <-r.again:
 		default:
@@ -147,13 +159,17 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 	cancel()
 	// The reader's consumer goes with it (a vanished node's goes after
 	// readerInactive), also when its making was given up: JetStream may
-	// have made it all the same.
+	// have made it all the same. The next one need not wait for that.
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.n.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			s.n.log.Debug("delete reader", "consumer", name, "err", err)
-		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.n.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				s.n.log.Debug("delete reader", "consumer", name, "err", err)
+			}
+		}()
 	}()
 	if err != nil {
 		if s.ctx.Err() == nil {

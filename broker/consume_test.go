@@ -467,6 +467,8 @@ func TestConsumeReaderLost(t *testing.T) {
 func TestConsumeUpgradesEarlierGroups(t *testing.T) {
 	n, reg := consumeNode(t)
 	ctx := context.Background()
+	// Applying the registry looked for earlier groups: none yet.
+	n.WaitBackgroundForTest()
 	a, b := twoKeys()
 	publish(t, n, "prod", false,
 		event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "b1", b),

@@ -58,3 +58,7 @@ func (s *Subscription) CrashForTest() {
 	_ = s.settleSub.Unsubscribe()
 	s.n.local.remove(s)
 }
+
+// WaitBackgroundForTest waits for the node's background work (the upgrade
+// of earlier groups that applying a registry starts).
+func (n *Node) WaitBackgroundForTest() { n.bg.Wait() }
