@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -275,8 +276,10 @@ func (s *Subscription) nextLocked(now time.Time) (Delivery, bool) {
 		}
 		s.push(e.sendOut(now))
 		s.outN++
-		p.dirty = true
-		signal(s.commitKick)
+		if !p.dirty { // one wake-up of the committer per round, not per delivery
+			p.dirty = true
+			signal(s.commitKick)
+		}
 		s.watch()
 		id := encodeAckID(ackRef{client: s.client.ID, group: s.group, typ: p.k.typ, partition: p.k.partition,
 			seq: e.seq, count: e.count, epoch: p.epoch, member: s.id})
@@ -334,8 +337,13 @@ func (s *Subscription) tend(now time.Time) bool {
 			case e.out:
 				busy = true
 			case !e.notBefore.IsZero() && !e.dead:
-				busy = true
-				if !now.Before(e.notBefore) && e.key.candidate() == e {
+				if now.Before(e.notBefore) {
+					busy = true
+					break
+				}
+				// Its delay is over: from now on it is like any other.
+				e.notBefore = time.Time{}
+				if e.key.candidate() == e {
 					s.push(e)
 				}
 			}
@@ -343,7 +351,7 @@ func (s *Subscription) tend(now time.Time) bool {
 	}
 	// In stream order: the first late event of a key sends the later ones
 	// back with it (their deliveries void, not counted).
-	slices.SortFunc(late, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(late, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	for _, e := range late {
 		if e.out {
 			s.outN -= e.again(time.Time{})
@@ -389,7 +397,7 @@ func (s *Subscription) close() {
 		}
 		select {
 		case <-time.After(100 * time.Millisecond):
-		case <-s.n.closing:
+		case <-s.n.bgCtx.Done():
 			deadline = time.Now() // one attempt: the node is going
 		}
 	}

@@ -277,7 +277,7 @@ func (s *Subscription) urgent() bool {
 		return true
 	}
 	for _, p := range s.parts {
-		if len(p.waiters) > 0 {
+		if p.next != nil {
 			return true
 		}
 	}
@@ -285,11 +285,11 @@ func (s *Subscription) urgent() bool {
 }
 
 type pendingWrite struct {
-	p       *part
-	c       cursor
-	f       jetstream.PubAckFuture
-	err     error
-	waiters []chan error
+	p    *part
+	c    cursor
+	f    jetstream.PubAckFuture
+	err  error
+	wait *commitWait
 }
 
 // commitRound writes every changed cursor once and answers the
@@ -301,11 +301,11 @@ func (s *Subscription) commitRound(ctx context.Context) bool {
 	var writes []*pendingWrite
 	s.mu.Lock()
 	collect := func(p *part) {
-		if !p.dirty && len(p.waiters) == 0 {
+		if !p.dirty && p.next == nil {
 			return
 		}
-		w := &pendingWrite{p: p, c: p.snapshot(s.id, s.n.cfg.Name), waiters: p.waiters}
-		p.dirty, p.waiters = false, nil
+		w := &pendingWrite{p: p, c: p.snapshot(s.id, s.n.cfg.Name), wait: p.next}
+		p.dirty, p.next = false, nil
 		w.f, w.err = s.n.casCursor(p.key, &w.c, p.rev)
 		writes = append(writes, w)
 	}
@@ -363,8 +363,8 @@ func (s *Subscription) commitRound(ctx context.Context) bool {
 		default:
 			err = errStore
 		}
-		for _, ch := range w.waiters {
-			ch <- err
+		if w.wait != nil {
+			w.wait.finish(err, nil)
 		}
 	}
 	return ok

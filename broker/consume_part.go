@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"encoding/json"
 	"hash/fnv"
 	"slices"
@@ -94,9 +95,10 @@ type part struct {
 	keys  map[string]*keyQueue
 
 	// Group commit (consume_own.go): dirty says the cursor changed since
-	// the last write; urgent that a settlement waits for the next write.
-	dirty   bool
-	waiters []chan error
+	// the last write; next, when not nil, is the next write that
+	// settlements wait for.
+	dirty bool
+	next  *commitWait
 	// gone: no longer owned (released, or lost to another owner); nothing
 	// more goes out and settlements are refused. releasing: the last write
 	// gives the partition up.
@@ -112,6 +114,31 @@ func newPart(k partKey, key string, c cursor) *part {
 		p.readFrom = min(p.readFrom, o.seq)
 	}
 	return p
+}
+
+// commitWait is the outcome of a cursor write that settlements wait for,
+// or of work before one (then: the write after it). err is set before done
+// is closed; any number of waiters may wait.
+type commitWait struct {
+	done chan struct{}
+	err  error
+	then *commitWait
+}
+
+func newCommitWait() *commitWait { return &commitWait{done: make(chan struct{})} }
+
+// finish gives the outcome, and then the wait that follows (or nil).
+func (w *commitWait) finish(err error, then *commitWait) {
+	w.err, w.then = err, then
+	close(w.done)
+}
+
+// wait returns the outcome of the next write of p.
+func (p *part) wait() *commitWait {
+	if p.next == nil {
+		p.next = newCommitWait()
+	}
+	return p.next
 }
 
 // wants says whether the event at seq is one the partition has not read
@@ -170,22 +197,20 @@ func (kq *keyQueue) index(e *entry) int {
 func (e *entry) sendOut(now time.Time) *entry {
 	e.count++
 	e.out, e.sentAt, e.notBefore = true, now, time.Time{}
-	kq := e.key
-	kq.next++
-	if e.seq > e.part.to {
-		e.part.to = e.seq
-	}
-	return kq.candidate()
+	return e.pass()
 }
 
 // bury marks the candidate e as being moved to the dead events and returns
 // the key's next candidate.
 func (e *entry) bury() *entry {
 	e.dead = true
+	return e.pass()
+}
+
+// pass moves its key past the candidate e and returns the next candidate.
+func (e *entry) pass() *entry {
 	e.key.next++
-	if e.seq > e.part.to {
-		e.part.to = e.seq
-	}
+	e.part.to = max(e.part.to, e.seq)
 	return e.key.candidate()
 }
 
@@ -264,6 +289,6 @@ func (p *part) snapshot(owner, node string) cursor {
 			c.open = append(c.open, openEvent{seq: e.seq, count: e.count, notBefore: e.notBefore})
 		}
 	}
-	slices.SortFunc(c.open, func(a, b openEvent) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(c.open, func(a, b openEvent) int { return cmp.Compare(a.seq, b.seq) })
 	return c
 }

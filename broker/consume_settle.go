@@ -351,15 +351,15 @@ func (s *Subscription) settleLocal(ctx context.Context, st Settlement, refs []ac
 }
 
 // awaitSettled waits for the outcomes of applied settlements.
-func awaitSettled(ctx context.Context, errs []error, waits []chan error) []error {
-	for i, ch := range waits {
-		if ch == nil {
-			continue
-		}
-		select {
-		case errs[i] = <-ch:
-		case <-ctx.Done():
-			errs[i] = errStore
+func awaitSettled(ctx context.Context, errs []error, waits []*commitWait) []error {
+	for i, w := range waits {
+		for w != nil && errs[i] == nil {
+			select {
+			case <-w.done:
+				errs[i], w = w.err, w.then
+			case <-ctx.Done():
+				errs[i] = errStore
+			}
 		}
 	}
 	return errs
@@ -368,9 +368,9 @@ func awaitSettled(ctx context.Context, errs []error, waits []chan error) []error
 // apply applies settlements of this instance's deliveries in order; the
 // outcome of each that is not known yet comes on its channel once the
 // cursor write that holds it is stored.
-func (s *Subscription) apply(st Settlement, refs []ackRef) ([]error, []chan error) {
+func (s *Subscription) apply(st Settlement, refs []ackRef) ([]error, []*commitWait) {
 	errs := make([]error, len(refs))
-	waits := make([]chan error, len(refs))
+	waits := make([]*commitWait, len(refs))
 	now := time.Now()
 	s.mu.Lock()
 	for i, r := range refs {
@@ -379,27 +379,23 @@ func (s *Subscription) apply(st Settlement, refs []ackRef) ([]error, []chan erro
 			errs[i] = errMoved
 			continue
 		}
-		ch := make(chan error, 1)
 		e := p.bySeq[r.seq]
 		if e == nil {
 			if _, open := p.loaded[r.seq]; open || r.seq >= p.readFrom {
 				errs[i] = errStale
 				continue
 			}
-			// Settled already: answered once that is stored.
-			waits[i] = ch
-			p.waiters = append(p.waiters, ch)
+			waits[i] = p.wait() // settled already: answered once that is stored
 			continue
 		}
 		if !e.out || e.count != r.count {
 			errs[i] = errStale
 			continue
 		}
-		waits[i] = ch
 		switch st.Op {
 		case SettleAck:
 			s.dropEntry(e)
-			p.waiters = append(p.waiters, ch)
+			waits[i] = p.wait()
 		case SettleRelease:
 			var nb time.Time
 			if st.Delay > 0 {
@@ -408,8 +404,8 @@ func (s *Subscription) apply(st Settlement, refs []ackRef) ([]error, []chan erro
 			s.outN -= e.again(nb)
 			s.push(e)
 			s.watch()
-			p.waiters = append(p.waiters, ch)
 			signal(s.wake)
+			waits[i] = p.wait()
 		case SettleDead:
 			reason := st.Reason
 			if reason == "" {
@@ -418,8 +414,9 @@ func (s *Subscription) apply(st Settlement, refs []ackRef) ([]error, []chan erro
 			e.out, e.dead = false, true
 			s.outN--
 			signal(s.wake)
+			waits[i] = newCommitWait()
 			s.wg.Add(1)
-			go s.buryEntry(e, OriginConsumer, reason, e.count, ch)
+			go s.buryEntry(e, OriginConsumer, reason, e.count, waits[i])
 		}
 	}
 	s.mu.Unlock()
@@ -484,9 +481,9 @@ func (s *Subscription) SettleAsync(st Settlement) func(ctx context.Context) Sett
 }
 
 // buryEntry moves e to the dead events and then settles it; when it cannot,
-// e goes out again later. done, when not nil, receives the outcome once
-// the cursor holds it.
-func (s *Subscription) buryEntry(e *entry, origin, reason string, count int, done chan error) {
+// e goes out again later. done, when not nil, is finished with the
+// outcome (a success goes on to the cursor write that holds it).
+func (s *Subscription) buryEntry(e *entry, origin, reason string, count int, done *commitWait) {
 	defer s.wg.Done()
 	p := e.part
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
@@ -499,7 +496,7 @@ func (s *Subscription) buryEntry(e *entry, origin, reason string, count int, don
 		// The partition moved meanwhile: its next owner delivers the event
 		// again (and a dead event stored twice within two minutes is one).
 		if done != nil {
-			done <- errMoved
+			done.finish(errMoved, nil)
 		}
 	case err != nil:
 		s.n.log.Error("move to dead events", "client", s.client.ID, "group", s.group, "type", p.k.typ, "seq", e.seq, "err", err)
@@ -507,12 +504,12 @@ func (s *Subscription) buryEntry(e *entry, origin, reason string, count int, don
 		s.outN -= e.again(time.Now().Add(time.Second))
 		s.watch()
 		if done != nil {
-			done <- errors.New("the dead-event store is unavailable")
+			done.finish(errors.New("the dead-event store is unavailable"), nil)
 		}
 	default:
 		s.dropEntry(e)
 		if done != nil {
-			p.waiters = append(p.waiters, done)
+			done.finish(nil, p.wait())
 		}
 		signal(s.commitKick)
 	}

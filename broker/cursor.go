@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,7 +84,6 @@ type openEvent struct {
 
 // cursor is the decoded value of a cursor key.
 type cursor struct {
-	floor uint64
 	to    uint64
 	open  []openEvent // by sequence
 	owner string
@@ -103,12 +103,17 @@ type cursorJSON struct {
 // maxOpen bounds the open events of a cursor read from the store.
 const maxOpen = 1 << 20
 
+// floor is the sequence below which everything is settled.
+func (c *cursor) floor() uint64 {
+	if len(c.open) > 0 {
+		return c.open[0].seq - 1
+	}
+	return c.to
+}
+
 func (c *cursor) marshal() []byte {
-	j := cursorJSON{To: c.to, Floor: c.to, Owner: c.owner, Node: c.node, Epoch: c.epoch, Open: make([][4]int64, 0, 4)}
-	for i, o := range c.open {
-		if i == 0 {
-			j.Floor = o.seq - 1
-		}
+	j := cursorJSON{To: c.to, Floor: c.floor(), Owner: c.owner, Node: c.node, Epoch: c.epoch, Open: make([][4]int64, 0, 4)}
+	for _, o := range c.open {
 		var nb int64
 		if !o.notBefore.IsZero() {
 			nb = o.notBefore.UnixMilli()
@@ -130,7 +135,7 @@ func parseCursor(b []byte) (cursor, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return cursor{}, fmt.Errorf("cursor %q: %w", b, err)
 	}
-	c := cursor{floor: j.Floor, to: j.To, owner: j.Owner, node: j.Node, epoch: j.Epoch}
+	c := cursor{to: j.To, owner: j.Owner, node: j.Node, epoch: j.Epoch}
 	for _, o := range j.Open {
 		if o[0] <= 0 || o[1] < o[0] || uint64(o[1]) > j.To || o[2] < 0 || len(c.open)+int(o[1]-o[0]) >= maxOpen {
 			return cursor{}, fmt.Errorf("cursor %q: open events %v out of range", b, o)
@@ -143,18 +148,8 @@ func parseCursor(b []byte) (cursor, error) {
 			c.open = append(c.open, e)
 		}
 	}
-	slices.SortFunc(c.open, func(a, b openEvent) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(c.open, func(a, b openEvent) int { return cmp.Compare(a.seq, b.seq) })
 	return c, nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // cursorsKV returns the cursor bucket, creating it on first use.

@@ -133,13 +133,10 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 				return nil, &Error{Code: CodeUnavailable, Message: "stream status unavailable", Err: err}
 			}
 		}
-		st := CursorState{Client: client, Group: group, Type: t, Partition: p, Floor: c.to, To: c.to, Open: len(c.open),
+		st := CursorState{Client: client, Group: group, Type: t, Partition: p, Floor: c.floor(), To: c.to, Open: len(c.open),
 			Owner: c.owner, Node: c.node, Epoch: c.epoch}
 		oldest := uint64(0)
-		for i, o := range c.open {
-			if i == 0 {
-				st.Floor = o.seq - 1
-			}
+		for _, o := range c.open {
 			switch {
 			case o.count == 0:
 				st.Pending++

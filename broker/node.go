@@ -90,12 +90,12 @@ type Node struct {
 	kv      jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
 	cursors jetstream.KeyValue // the group cursors (cursor.go), opened on first use
 
-	groups  groupCache // the dead-event stream (dead.go)
-	hubs    hubs       // membership of consumer groups (group_hub.go)
-	local   localSubs  // this node's consumer instances (consume_settle.go)
-	polls   polls      // the instances that serve long polls (poll.go)
-	closing chan struct{}
-	// bg counts the node's background work (upgrade.go), which bgCtx stops.
+	groups groupCache // the dead-event stream (dead.go)
+	hubs   hubs       // membership of consumer groups (group_hub.go)
+	local  localSubs  // this node's consumer instances (consume_settle.go)
+	polls  polls      // the instances that serve long polls (poll.go)
+	// bgCtx ends when the node starts closing; bg counts the background
+	// work it stops (upgrade.go).
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -112,7 +112,7 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.LameDuck == 0 {
 		cfg.LameDuck = 2 * time.Second
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1), closing: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1)}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	return n
 }
@@ -208,7 +208,6 @@ func (n *Node) Close() error {
 	if n.srv == nil || n.closed.Swap(true) {
 		return nil
 	}
-	close(n.closing)
 	n.bgCancel()
 	n.bg.Wait()
 	// The long polls' instances give their partitions up while the

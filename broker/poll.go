@@ -54,19 +54,12 @@ func (n *Node) Poll(ctx context.Context, o SubscribeOptions, max int, wait time.
 	defer cancel()
 	var out []Delivery
 	for len(out) < max {
-		c := wctx
+		c, cancel := wctx, context.CancelFunc(func() {})
 		if len(out) > 0 {
-			var cancel context.CancelFunc
 			c, cancel = context.WithTimeout(wctx, pollGather)
-			d, err := pi.sub.Next(c)
-			cancel()
-			if err != nil {
-				break
-			}
-			out = append(out, d)
-			continue
 		}
 		d, err := pi.sub.Next(c)
+		cancel()
 		if err != nil {
 			break
 		}
@@ -149,7 +142,7 @@ func (ps *polls) linger(n *Node, pi *pollInstance) {
 	for {
 		select {
 		case <-t.C:
-		case <-n.closing:
+		case <-n.bgCtx.Done():
 		}
 		ps.mu.Lock()
 		idle := time.Since(pi.last)

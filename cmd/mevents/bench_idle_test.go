@@ -82,17 +82,9 @@ func TestBenchIdle(t *testing.T) {
 			t.Fatalf("consumer %s of %s left", name, typ)
 		}
 	}
-	kv, err := js.KeyValue(ctx, broker.CursorBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key := range keys.Keys() {
-		if _, g, ok := broker.CursorGroup(key); ok && strings.HasPrefix(g, "idle-"+id[1]+"-") {
-			t.Fatalf("cursor %s left", key)
+	for _, g := range cursorGroups(t, js) {
+		if strings.HasPrefix(g, "idle-"+id[1]+"-") {
+			t.Fatalf("a cursor of group %s is left", g)
 		}
 	}
 	// Its summary row has every figure, under the idle table's header.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mevents/mevents/broker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBenchEventFitsSchema: the bench's events are what its schema accepts,
@@ -149,6 +150,19 @@ func groupCursors(t *testing.T, c benchConfig, group string) int {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	n := 0
+	for _, g := range cursorGroups(t, js) {
+		if g == group {
+			n++
+		}
+	}
+	return n
+}
+
+// cursorGroups returns the group of every cursor in the cursor bucket (a
+// group once per type and partition it consumed).
+func cursorGroups(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, broker.CursorBucket)
@@ -159,13 +173,13 @@ func groupCursors(t *testing.T, c benchConfig, group string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var groups []string
 	for key := range keys.Keys() {
-		if _, g, ok := broker.CursorGroup(key); ok && g == group {
-			n++
+		if _, g, ok := broker.CursorGroup(key); ok {
+			groups = append(groups, g)
 		}
 	}
-	return n
+	return groups
 }
 
 // TestWatch: `mevents watch` prints an event produced to the dev system as
