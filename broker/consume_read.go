@@ -32,10 +32,6 @@ const (
 	// readerInactive is how long JetStream keeps a reader whose instance
 	// vanished without deleting it (its node died).
 	readerInactive = time.Minute
-	// readerHeartbeat is how often a reader's idle pull hears from its
-	// consumer: missing two, it makes a new one (the consumer's node went
-	// away, or the pull was lost).
-	readerHeartbeat = 5 * time.Second
 	// restartGather is how long a reader that must start again waits for
 	// more partitions to come or go.
 	restartGather = 25 * time.Millisecond
@@ -188,8 +184,11 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 			break
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.PullHeartbeat(readerHeartbeat),
-		jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	// Pulls hear from the consumer every 15 s (nats.go's default): two
+	// missed, the reader makes a new one (the consumer's node went away).
+	// Shorter is no good: a reader that waits for room takes nothing from
+	// its pulls, which then stop, and their heartbeats with them.
+	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		s.n.log.Warn("read", "consumer", name, "err", err)
 		return false

@@ -502,9 +502,9 @@ func TestWebSocketFrames(t *testing.T) {
 	if r := w.control(); r.Op != "result" || len(r.Succeeded) != 1 || r.Succeeded[0] != ev.AckID {
 		t.Fatalf("ack result %s", r.raw)
 	}
-	// Frames over the size limit close the connection.
+	// Frames over the size limit (1 MiB) close the connection.
 	// (The write itself may fail: the server closes while it reads.)
-	_ = w.conn.WriteMessage(websocket.TextMessage, []byte(`{"op":"ack","ackIds":["`+strings.Repeat("x", 70<<10)+`"]}`))
+	_ = w.conn.WriteMessage(websocket.TextMessage, []byte(`{"op":"ack","ackIds":["`+strings.Repeat("x", 1<<20+1)+`"]}`))
 	_ = w.closed(10 * time.Second)
 }
 

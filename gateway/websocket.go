@@ -30,8 +30,9 @@ import (
 
 const (
 	wsSubprotocol = "cloudevents.json"
-	// wsMaxMessage bounds a client frame: settle frames are small.
-	wsMaxMessage = 64 << 10
+	// wsMaxMessage bounds a client frame: room for a settle frame of the
+	// most ack ids a frame may name (maxMaxInFlight), at about 1 KiB each.
+	wsMaxMessage = 1 << 20
 	// wsControlBuffer is the room in a session's send buffer for result
 	// and error frames beside the at most maxMaxInFlight events.
 	wsControlBuffer = 64
