@@ -1,6 +1,3 @@
-// Package mevents holds the documents built into the mevents binary: the
-// API changelog (CHANGELOG.md), which the gateway serves at /changelog.
-// The code lives in the packages below it; see README.md.
 package mevents
 
 import _ "embed"

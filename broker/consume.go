@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 )
 
@@ -125,12 +126,12 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		types = cl.Consume
 	}
 	if len(types) == 0 {
-		return nil, Errorf(CodeForbidden, "no event types are routed to client %s", cl.ID)
+		return nil, mevents.Errorf(mevents.CodeForbidden, "no event types are routed to client %s", cl.ID)
 	}
 	reg := n.Registry()
 	for _, t := range types {
 		if !cl.MayConsume(t) || reg == nil || reg.Type(t) == nil {
-			return nil, Errorf(CodeForbidden, "event type %q is not routed to client %s", t, cl.ID)
+			return nil, mevents.Errorf(mevents.CodeForbidden, "event type %q is not routed to client %s", t, cl.ID)
 		}
 	}
 	types = slices.Compact(slices.Sorted(slices.Values(types)))
@@ -154,7 +155,7 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	sub, err := n.nc.Subscribe(settleSubject(s.id), s.onSettle)
 	if err != nil {
 		s.cancel()
-		return nil, &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: err}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the event store is unavailable", Err: err}
 	}
 	s.settleSub = sub
 	n.local.add(s)
@@ -163,7 +164,7 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		n.local.remove(s)
 		_ = sub.Unsubscribe()
 		s.cancel()
-		return nil, &Error{Code: CodeUnavailable, Message: "the event store is unavailable", Err: err}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the event store is unavailable", Err: err}
 	}
 	s.members = m
 	s.wg.Add(3)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 )
 
@@ -125,7 +126,7 @@ func parseAckID(id string) (ackRef, error) {
 	r.partition, e2 = strconv.Atoi(f[3])
 	r.seq, e3 = strconv.ParseUint(f[4], 10, 64)
 	r.count, e4 = strconv.Atoi(f[5])
-	if e1 != nil || e2 != nil || e3 != nil || e4 != nil || r.partition < 0 || r.partition >= Partitions ||
+	if e1 != nil || e2 != nil || e3 != nil || e4 != nil || r.partition < 0 || r.partition >= mevents.Partitions ||
 		r.count < 1 || r.client == "" || !validGroupName(r.group) || r.typ == "" {
 		return ackRef{}, errMalformedAckID
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -31,7 +32,7 @@ func consumeNode(t *testing.T) (*broker.Node, *broker.Registry) {
 	return n, reg
 }
 
-func publish(t *testing.T, n *broker.Node, producer string, test bool, events ...broker.Event) {
+func publish(t *testing.T, n *broker.Node, producer string, test bool, events ...mevents.Event) {
 	t.Helper()
 	if err := n.Publish(context.Background(), broker.Publication{Producer: producer, Test: test, Events: events}); err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func settle(t *testing.T, s *broker.Subscription, st broker.Settlement) {
 func TestConsumeOrderPerKey(t *testing.T) {
 	n, reg := consumeNode(t)
 	const keys, perKey = 25, 20
-	var evs []broker.Event
+	var evs []mevents.Event
 	for i := 0; i < perKey; i++ {
 		for k := 0; k < keys; k++ {
 			evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("%d-%d", k, i), fmt.Sprintf("key-%d", k)))
@@ -109,7 +110,7 @@ func TestConsumeOrderPerKey(t *testing.T) {
 func twoKeys() (string, string) {
 	a := "key-0"
 	for i := 1; ; i++ {
-		if k := fmt.Sprintf("key-%d", i); broker.Partition(k) == broker.Partition(a) {
+		if k := fmt.Sprintf("key-%d", i); mevents.Partition(k) == mevents.Partition(a) {
 			return a, k
 		}
 	}
@@ -119,7 +120,7 @@ func twoKeys() (string, string) {
 // order, up to the credit.
 func TestConsumePipelinesAKey(t *testing.T) {
 	n, reg := consumeNode(t)
-	var evs []broker.Event
+	var evs []mevents.Event
 	for i := range 10 {
 		evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("e%d", i), "one-key"))
 	}
@@ -271,11 +272,11 @@ func TestConsumeGroupsAndStart(t *testing.T) {
 	}
 
 	for _, g := range []string{"a.b", "x y", "*", string(make([]byte, 65))} {
-		if _, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c2, Group: g}); broker.ErrorCode(err) != broker.CodeInvalid {
+		if _, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: c2, Group: g}); mevents.ErrorCode(err) != mevents.CodeInvalid {
 			t.Fatalf("group %q: err=%v, want invalid", g, err)
 		}
 	}
-	if _, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("prod")}); broker.ErrorCode(err) != broker.CodeForbidden {
+	if _, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("prod")}); mevents.ErrorCode(err) != mevents.CodeForbidden {
 		t.Fatalf("producer without routed types: err=%v, want forbidden", err)
 	}
 }
@@ -384,7 +385,7 @@ func TestConsumeDeadEvents(t *testing.T) {
 	if p, err := n.ListDead(ctx, reg.Client("c2"), "", 10); err != nil || len(p.Items) != 0 {
 		t.Fatalf("c2 lists %+v, %v", p, err)
 	}
-	if err := n.DeleteDead(ctx, reg.Client("c2"), first.ID); broker.ErrorCode(err) != broker.CodeNotFound {
+	if err := n.DeleteDead(ctx, reg.Client("c2"), first.ID); mevents.ErrorCode(err) != mevents.CodeNotFound {
 		t.Fatalf("c2 deletes c1's dead event: %v", err)
 	}
 
@@ -474,7 +475,7 @@ func TestConsumeUpgradesEarlierGroups(t *testing.T) {
 		event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "b1", b),
 		event(t, consumeType, "/s", "a2", a), event(t, consumeType, "/s", "b2", b),
 		event(t, consumeType, "/s", "a3", a))
-	p := broker.Partition(a)
+	p := mevents.Partition(a)
 	name := fmt.Sprintf("g%d_c2_up_%d", len("c2"), p)
 	c, err := n.JetStream().CreateConsumer(ctx, broker.StreamName(consumeType), jetstream.ConsumerConfig{
 		Durable: name, AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 128, MaxDeliver: -1,

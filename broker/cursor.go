@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,7 +62,7 @@ func parseCursorKey(key string) (client, group, stream string, p int, ok bool) {
 		return "", "", "", 0, false
 	}
 	p, err := strconv.Atoi(f[3])
-	if err != nil || p < 0 || p >= Partitions || !validGroupName(f[1]) || f[0] == "" || !strings.HasPrefix(f[2], "EV_") {
+	if err != nil || p < 0 || p >= mevents.Partitions || !validGroupName(f[1]) || f[0] == "" || !strings.HasPrefix(f[2], "EV_") {
 		return "", "", "", 0, false
 	}
 	return f[0], f[1], f[2], p, true

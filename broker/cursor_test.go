@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -108,7 +109,7 @@ func TestOrderedProcessing(t *testing.T) {
 	defer cancel()
 	const keys, perKey = 20, 30
 	for i := range perKey {
-		evs := make([]broker.Event, 0, keys)
+		evs := make([]mevents.Event, 0, keys)
 		for k := range keys {
 			evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("k%d-%d", k, i), fmt.Sprintf("key-%d", k)))
 		}
@@ -207,7 +208,7 @@ func TestCommittedAcksSurviveStoreLeaderLoss(t *testing.T) {
 		t.Fatalf("cursor store leader %q is no node", info.CachedInfo().Cluster.Leader)
 	}
 	other := (leader + 1) % 3
-	var evs []broker.Event
+	var evs []mevents.Event
 	for i := range 60 {
 		evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%6)))
 	}
@@ -289,7 +290,7 @@ func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "every group's reader", func() bool {
 		for _, s := range subs {
-			if len(s.Partitions()[consumeType]) != broker.Partitions {
+			if len(s.Partitions()[consumeType]) != mevents.Partitions {
 				return false
 			}
 		}
@@ -311,8 +312,8 @@ func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
 	for range keys.Keys() {
 		cursors++
 	}
-	if cursors != groups*broker.Partitions {
-		t.Fatalf("%d cursors, want %d", cursors, groups*broker.Partitions)
+	if cursors != groups*mevents.Partitions {
+		t.Fatalf("%d cursors, want %d", cursors, groups*mevents.Partitions)
 	}
 }
 
@@ -334,7 +335,7 @@ func TestCursorRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := fmt.Sprintf("c2.rec.%s.%d", broker.StreamName(consumeType), broker.Partition(a))
+	key := fmt.Sprintf("c2.rec.%s.%d", broker.StreamName(consumeType), mevents.Partition(a))
 	var rec struct {
 		Floor uint64     `json:"floor"`
 		To    uint64     `json:"to"`
@@ -367,7 +368,7 @@ func TestCursorRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if c.Group == "rec" && c.Partition == broker.Partition(a) && (c.AckPending != 1 || c.Floor != 0 || c.To != 2 || c.OldestUnacked <= 0) {
+		if c.Group == "rec" && c.Partition == mevents.Partition(a) && (c.AckPending != 1 || c.Floor != 0 || c.To != 2 || c.OldestUnacked <= 0) {
 			t.Fatalf("cursor state %+v", c)
 		}
 	}

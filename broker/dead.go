@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -82,7 +83,7 @@ func (n *Node) deadStream(ctx context.Context) (jetstream.Stream, error) {
 		AllowDirect: true,
 	})
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: "the dead-event store is unavailable", Err: fmt.Errorf("dead-event stream: %w", err)}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the dead-event store is unavailable", Err: fmt.Errorf("dead-event stream: %w", err)}
 	}
 	n.groups.mu.Lock()
 	n.groups.dead = s
@@ -126,7 +127,7 @@ func (n *Node) ListDead(ctx context.Context, cl *Client, cursor string, limit in
 	if cursor != "" {
 		v, err := strconv.ParseUint(cursor, 10, 64)
 		if err != nil || v == 0 {
-			return DeadPage{}, Errorf(CodeInvalid, "cursor %q is not valid", cursor)
+			return DeadPage{}, mevents.Errorf(mevents.CodeInvalid, "cursor %q is not valid", cursor)
 		}
 		seq = v
 	}
@@ -141,7 +142,7 @@ func (n *Node) ListDead(ctx context.Context, cl *Client, cursor string, limit in
 			return page, nil
 		}
 		if err != nil {
-			return DeadPage{}, &Error{Code: CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
+			return DeadPage{}, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
 		}
 		if len(page.Items) == limit {
 			page.Next = strconv.FormatUint(m.Sequence, 10)
@@ -162,7 +163,7 @@ func deadEventOf(m *jetstream.RawStreamMsg) DeadEvent {
 // ownDead reads the dead event id of cl. Errors: CodeNotFound, CodeUnavailable.
 func (n *Node) ownDead(ctx context.Context, cl *Client, id string) (jetstream.Stream, *jetstream.RawStreamMsg, error) {
 	seq, err := strconv.ParseUint(id, 10, 64)
-	notFound := Errorf(CodeNotFound, "no dead event %q", id)
+	notFound := mevents.Errorf(mevents.CodeNotFound, "no dead event %q", id)
 	if err != nil || seq == 0 {
 		return nil, nil, notFound
 	}
@@ -175,7 +176,7 @@ func (n *Node) ownDead(ctx context.Context, cl *Client, id string) (jetstream.St
 		return nil, nil, notFound
 	}
 	if err != nil {
-		return nil, nil, &Error{Code: CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
+		return nil, nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
 	}
 	if !strings.HasPrefix(m.Subject, "dead."+cl.ID+".") {
 		return nil, nil, notFound
@@ -198,22 +199,22 @@ func (n *Node) RedeliverDead(ctx context.Context, cl *Client, id string) error {
 		PartitionKey string `json:"partitionkey"`
 	}
 	if err := json.Unmarshal(d.Event, &ev); err != nil || ev.Type == "" {
-		return &Error{Code: CodeInternal, Message: "internal error", Err: fmt.Errorf("dead event %s: unreadable event", id)}
+		return &mevents.Error{Code: mevents.CodeInternal, Message: "internal error", Err: fmt.Errorf("dead event %s: unreadable event", id)}
 	}
 	if !cl.MayConsume(ev.Type) {
-		return Errorf(CodeConflict, "event type %q is no longer routed to client %s", ev.Type, cl.ID)
+		return mevents.Errorf(mevents.CodeConflict, "event type %q is no longer routed to client %s", ev.Type, cl.ID)
 	}
 	key := ev.PartitionKey
 	if key == "" {
 		key = ev.ID
 	}
-	msg := &nats.Msg{Subject: redoSubject(cl.ID, d.Group, ev.Type, Partition(key)), Data: d.Event,
+	msg := &nats.Msg{Subject: redoSubject(cl.ID, d.Group, ev.Type, mevents.Partition(key)), Data: d.Event,
 		Header: nats.Header{jetstream.MsgIDHeader: []string{"redo:" + id}, keyHeader: []string{orderKey(key)}}}
 	if _, err := n.js.PublishMsg(ctx, msg); err != nil {
 		return publishError(err)
 	}
 	if err := ds.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return &Error{Code: CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
+		return &mevents.Error{Code: mevents.CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
 	}
 	return nil
 }
@@ -226,9 +227,9 @@ func (n *Node) DeleteDead(ctx context.Context, cl *Client, id string) error {
 	}
 	if err := ds.DeleteMsg(ctx, m.Sequence); err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return Errorf(CodeNotFound, "no dead event %q", id)
+			return mevents.Errorf(mevents.CodeNotFound, "no dead event %q", id)
 		}
-		return &Error{Code: CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
+		return &mevents.Error{Code: mevents.CodeUnavailable, Message: "the dead-event store is unavailable", Err: err}
 	}
 	return nil
 }

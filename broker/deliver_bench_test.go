@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -130,7 +131,7 @@ func deliverBenchEvents(b *testing.B, nodes []*broker.Node, replicas int) *broke
 	}
 	const keys = 1200
 	for from := 0; from < b.N; from += 500 {
-		var evs []broker.Event
+		var evs []mevents.Event
 		for i := from; i < min(from+500, b.N); i++ {
 			evs = append(evs, event(b, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%keys)))
 		}

@@ -1,6 +1,7 @@
-// Package broker holds the vocabulary of mevents (events, event types,
-// clients, problems and error codes) and the embedded NATS node that stores
-// and delivers events: streams, publishing, consumer groups and dead events.
+// Package broker is the embedded NATS node that stores and delivers events:
+// event types and clients (the registry), streams, publishing, consumer
+// groups and dead events. The events themselves, their parsing and the
+// error codes are package mevents's (the module's root).
 //
 // broker hides NATS from the rest of the program: callers see Go types and
 // methods that take a context, never a subject or a JetStream API.

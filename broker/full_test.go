@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -22,14 +23,14 @@ func TestFullStore(t *testing.T) {
 	var err error
 	for i := 0; i < 200 && err == nil; i++ {
 		raw := fmt.Sprintf(`{"specversion":"1.0","type":%q,"source":"/s","id":"%d","data":{"pad":%q}}`, typ, i, pad)
-		e, _ := broker.ParseEvent([]byte(raw), 0)
-		err = n.Publish(ctx, broker.Publication{Producer: "p", Events: []broker.Event{e}})
+		e, _ := mevents.ParseEvent([]byte(raw), 0)
+		err = n.Publish(ctx, broker.Publication{Producer: "p", Events: []mevents.Event{e}})
 	}
 	if err == nil {
 		t.Fatal("1.6 MB went into a 256 KiB store")
 	}
-	if broker.ErrorCode(err) != broker.CodeUnavailable || !strings.Contains(broker.ErrorMessage(err), "full") {
-		t.Fatalf("err=%v (code %s, message %q), want unavailable: the event store is full", err, broker.ErrorCode(err), broker.ErrorMessage(err))
+	if mevents.ErrorCode(err) != mevents.CodeUnavailable || !strings.Contains(mevents.ErrorMessage(err), "full") {
+		t.Fatalf("err=%v (code %s, message %q), want unavailable: the event store is full", err, mevents.ErrorCode(err), mevents.ErrorMessage(err))
 	}
 	if err := n.Ready(); err != nil {
 		t.Fatalf("node not ready after a full store: %v", err)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -38,7 +39,7 @@ func validGroupName(g string) bool {
 // ValidGroup returns an *Error (CodeInvalid) unless g is a valid group name.
 func ValidGroup(g string) error {
 	if !validGroupName(g) {
-		return Errorf(CodeInvalid, "group %q is not valid: use 1 to 64 of A-Z a-z 0-9 _ -", g)
+		return mevents.Errorf(mevents.CodeInvalid, "group %q is not valid: use 1 to 64 of A-Z a-z 0-9 _ -", g)
 	}
 	return nil
 }

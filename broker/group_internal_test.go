@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mevents/mevents"
 )
 
 func TestConsumerNames(t *testing.T) {
@@ -96,21 +98,21 @@ func TestAssignmentIsEven(t *testing.T) {
 				continue
 			}
 			parts := newView(members).assignment("t", id)
-			for p := 0; p < Partitions; p++ {
+			for p := 0; p < mevents.Partitions; p++ {
 				if mine := owner(members, "t", p) == id; mine != slices.Contains(parts, p) {
 					t.Fatalf("%d members: owner of %d is %s, assignment of %s is %v", n, p, owner(members, "t", p), id, parts)
 				}
 			}
 			if len(parts) == 0 {
 				idle++
-			} else if want := Partitions / min(n, Partitions); len(parts) != want {
+			} else if want := mevents.Partitions / min(n, mevents.Partitions); len(parts) != want {
 				t.Fatalf("%d members: one takes %v, want %d partitions", n, parts, want)
 			}
 			for _, p := range parts {
 				taken[p]++
 			}
 		}
-		if len(taken) != Partitions || idle != max(0, n-Partitions) {
+		if len(taken) != mevents.Partitions || idle != max(0, n-mevents.Partitions) {
 			t.Fatalf("%d members: partitions taken %v, %d idle", n, taken, idle)
 		}
 		for p, c := range taken {

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/mevents/mevents"
 )
 
 // Spreading a group over its instances. Every live instance of a (client,
@@ -209,7 +211,7 @@ func (v view) assignment(t, id string) []int {
 // partitionsOf returns the partitions of member i of n: p ≡ i (mod n).
 func partitionsOf(i, n int) []int {
 	var parts []int
-	for p := i; p < Partitions; p += n {
+	for p := i; p < mevents.Partitions; p += n {
 		parts = append(parts, p)
 	}
 	return parts
@@ -232,7 +234,7 @@ func (v view) heads(types []string) heads {
 	hs := make(heads, len(types))
 	for _, t := range types {
 		ids := v[t]
-		hs[t] = head{ids: slices.Clone(ids[:min(len(ids), Partitions)]), n: len(ids)}
+		hs[t] = head{ids: slices.Clone(ids[:min(len(ids), mevents.Partitions)]), n: len(ids)}
 	}
 	return hs
 }
@@ -245,7 +247,7 @@ func (v view) moved(before heads, f func(id string)) {
 	for t, old := range before {
 		ids := v[t]
 		n := len(ids)
-		ids = ids[:min(n, Partitions)]
+		ids = ids[:min(n, mevents.Partitions)]
 		for _, id := range slices.Concat(old.ids, ids) {
 			i, j := slices.Index(old.ids, id), slices.Index(ids, id)
 			if i == j && old.n == n {

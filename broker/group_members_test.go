@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/nats-io/nats.go"
 )
@@ -84,7 +85,7 @@ func TestGroupMembershipScales(t *testing.T) {
 		ids := slices.Sorted(maps.Keys(subs))
 		for i, id := range ids {
 			got := subs[id].Partitions()[consumeType]
-			if i < broker.Partitions && !slices.Equal(got, []int{i}) || i >= broker.Partitions && len(got) != 0 {
+			if i < mevents.Partitions && !slices.Equal(got, []int{i}) || i >= mevents.Partitions && len(got) != 0 {
 				return false
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -45,7 +46,7 @@ func (o *orderCheck) deliver(inst int, d broker.Delivery) error {
 	if o.part[inst] == nil {
 		o.part[inst] = map[int]bool{}
 	}
-	o.part[inst][broker.Partition(ev.Key)] = true
+	o.part[inst][mevents.Partition(ev.Key)] = true
 	if o.seen[ev.ID] {
 		return nil
 	}
@@ -187,14 +188,14 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 					all[p] = true
 				}
 			}
-			return len(all) == broker.Partitions
+			return len(all) == mevents.Partitions
 		}
 	}
 	waitFor(t, 10*time.Second, "3 instances with 4 partitions each", share([]int{0, 1, 2}, 4))
 
 	const keys, perKey = 60, 20
 	publishRound := func(from int) {
-		var evs []broker.Event
+		var evs []mevents.Event
 		for i := from; i < from+perKey/2; i++ {
 			for k := 0; k < keys; k++ {
 				evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("k%d-%d", k, i), fmt.Sprintf("key-%d", k)))
@@ -305,7 +306,7 @@ func TestGroupSpreadsOverCluster(t *testing.T) {
 			for i, s := range subs[:2] {
 				t.Logf("sub %d: %s", i, s.DebugState())
 			}
-			for p := 0; p < broker.Partitions; p++ {
+			for p := 0; p < mevents.Partitions; p++ {
 				c, err := nodes[0].JetStream().Consumer(ctx, broker.StreamName(consumeType), fmt.Sprintf("g%d_%s_spread_%d", len(cl.ID), cl.ID, p))
 				if err == nil {
 					i := c.CachedInfo()
@@ -357,12 +358,12 @@ func survivesLeaderChange(t *testing.T, instances int) {
 		n := 0
 		for _, s := range subs {
 			ps := len(s.Partitions()[consumeType])
-			if ps != broker.Partitions/instances {
+			if ps != mevents.Partitions/instances {
 				return false
 			}
 			n += ps
 		}
-		return n == broker.Partitions
+		return n == mevents.Partitions
 	})
 
 	check := newOrderCheck(t)
@@ -402,7 +403,7 @@ func survivesLeaderChange(t *testing.T, instances int) {
 	stream := broker.StreamName(consumeType)
 	js := nodes[1].JetStream()
 	for i := 0; i < rounds; i++ {
-		evs := make([]broker.Event, 0, keys)
+		evs := make([]mevents.Event, 0, keys)
 		for k := 0; k < keys; k++ {
 			evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("k%d-%d", k, i), fmt.Sprintf("key-%d", k)))
 		}

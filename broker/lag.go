@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,7 +90,7 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	}
 	reg := n.Registry()
 	if reg == nil || !n.opened.Load() {
-		return nil, Errorf(CodeUnavailable, "the node is starting")
+		return nil, mevents.Errorf(mevents.CodeUnavailable, "the node is starting")
 	}
 	types := map[string]string{} // by stream
 	for _, t := range reg.Types {
@@ -101,7 +102,7 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	}
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: "the group position store is unavailable", Err: err}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the group position store is unavailable", Err: err}
 	}
 	var entries []jetstream.KeyValueEntry
 	for e := range w.Updates() {
@@ -112,7 +113,7 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	}
 	_ = w.Stop()
 	if ctx.Err() != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: "the group position store is unavailable", Err: ctx.Err()}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the group position store is unavailable", Err: ctx.Err()}
 	}
 	lasts := map[string]map[int]uint64{} // by stream, partition
 	now := time.Now()
@@ -130,7 +131,7 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 		}
 		if lasts[stream] == nil {
 			if lasts[stream], err = n.lastPerPartition(ctx, t); err != nil {
-				return nil, &Error{Code: CodeUnavailable, Message: "stream status unavailable", Err: err}
+				return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "stream status unavailable", Err: err}
 			}
 		}
 		st := CursorState{Client: client, Group: group, Type: t, Partition: p, Floor: c.floor(), To: c.to, Open: len(c.open),
@@ -153,7 +154,7 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 		if lasts[stream][p] > c.to {
 			after, _, err := n.countAfter(ctx, stream, Subject(t, p, ""), c.to+1)
 			if err != nil {
-				return nil, &Error{Code: CodeUnavailable, Message: "stream status unavailable", Err: err}
+				return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "stream status unavailable", Err: err}
 			}
 			st.Pending += after
 		}
@@ -205,7 +206,7 @@ func (n *Node) Lag(ctx context.Context) ([]GroupLag, error) {
 // lastPerPartition returns the sequence of the last event of each
 // partition of type t.
 func (n *Node) lastPerPartition(ctx context.Context, t string) (map[int]uint64, error) {
-	msgs, err := n.directBatch(ctx, StreamName(t), map[string]any{"multi_last": []string{"ev." + t + ".*"}, "batch": Partitions})
+	msgs, err := n.directBatch(ctx, StreamName(t), map[string]any{"multi_last": []string{"ev." + t + ".*"}, "batch": mevents.Partitions})
 	if err != nil {
 		return nil, err
 	}

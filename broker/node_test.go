@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/config"
 	"github.com/nats-io/nats.go"
@@ -112,13 +113,13 @@ func testRegistry(types ...string) *broker.Registry {
 	return broker.NewRegistry(ts, nil)
 }
 
-func event(t testing.TB, typ, source, id, key string) broker.Event {
+func event(t testing.TB, typ, source, id, key string) mevents.Event {
 	t.Helper()
 	raw := fmt.Sprintf(`{"specversion":"1.0","type":%q,"source":%q,"id":%q,"data":{"n":1}`, typ, source, id)
 	if key != "" {
 		raw += fmt.Sprintf(`,"partitionkey":%q`, key)
 	}
-	e, problems := broker.ParseEvent([]byte(raw+"}"), 0)
+	e, problems := mevents.ParseEvent([]byte(raw+"}"), 0)
 	if len(problems) > 0 {
 		t.Fatalf("parse %s: %+v", raw, problems)
 	}
@@ -179,7 +180,7 @@ func TestPartition(t *testing.T) {
 	// Reference values of FNV-1a 32 mod 12.
 	tests := map[string]int{"": 2166136261 % 12, "a": 0xe40c292c % 12, "foobar": 0xbf9cf968 % 12}
 	for key, want := range tests {
-		if got := broker.Partition(key); got != want {
+		if got := mevents.Partition(key); got != want {
 			t.Fatalf("Partition(%q)=%d, want %d", key, got, want)
 		}
 	}
@@ -236,7 +237,7 @@ func TestSingleNodePublish(t *testing.T) {
 		t.Fatalf("stream config = R%d age %v dup %v storage %v", cfg.Replicas, cfg.MaxAge, cfg.Duplicates, cfg.Storage)
 	}
 
-	pub := broker.Publication{Producer: "civil-registry", Events: []broker.Event{
+	pub := broker.Publication{Producer: "civil-registry", Events: []mevents.Event{
 		event(t, typ, "/reg", "1", "2000000000001"),
 		event(t, typ, "/reg", "2", "2000000000001"),
 		event(t, typ, "/reg", "3", ""),
@@ -248,7 +249,7 @@ func TestSingleNodePublish(t *testing.T) {
 		t.Fatalf("stored %d events, want 3", got)
 	}
 	// The same source and id again: answered, stored once.
-	again := broker.Publication{Producer: "civil-registry", Events: []broker.Event{event(t, typ, "/reg", "1", "2000000000001")}}
+	again := broker.Publication{Producer: "civil-registry", Events: []mevents.Event{event(t, typ, "/reg", "1", "2000000000001")}}
 	if err := n.Publish(ctx, again); err != nil {
 		t.Fatal(err)
 	}
@@ -260,10 +261,10 @@ func TestSingleNodePublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := broker.Subject(typ, broker.Partition("2000000000001"), ""); m.Subject != want {
+	if want := broker.Subject(typ, mevents.Partition("2000000000001"), ""); m.Subject != want {
 		t.Fatalf("subject %q, want %q", m.Subject, want)
 	}
-	stored, problems := broker.ParseEvent(m.Data, 0)
+	stored, problems := mevents.ParseEvent(m.Data, 0)
 	if len(problems) > 0 {
 		t.Fatalf("stored event does not parse: %+v", problems)
 	}
@@ -278,7 +279,7 @@ func TestSingleNodePublish(t *testing.T) {
 	}
 
 	// Test events: stored under the client's test subject, marked.
-	test := broker.Publication{Producer: "c1", Test: true, Events: []broker.Event{event(t, typ, "/reg", "1", "k")}}
+	test := broker.Publication{Producer: "c1", Test: true, Events: []mevents.Event{event(t, typ, "/reg", "1", "k")}}
 	if err := n.Publish(ctx, test); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestSingleNodePublish(t *testing.T) {
 	if err != nil {
 		t.Fatalf("test event not stored: %v", err)
 	}
-	stored, _ = broker.ParseEvent(m.Data, 0)
+	stored, _ = mevents.ParseEvent(m.Data, 0)
 	if v, _ := stored.Attr("testevent"); string(v) != "true" {
 		t.Fatalf("testevent=%s", v)
 	}
@@ -356,7 +357,7 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	}
 	publish := func(n *broker.Node, from, to int) {
 		t.Helper()
-		var events []broker.Event
+		var events []mevents.Event
 		for i := from; i < to; i++ {
 			events = append(events, event(t, typ, "/orders", fmt.Sprint(i), fmt.Sprint("order-", i%7)))
 		}

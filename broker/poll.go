@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mevents/mevents"
 )
 
 // Long polling. A long poll is not an instance of its own: each node keeps
@@ -87,7 +89,7 @@ func (ps *polls) acquire(ctx context.Context, n *Node, o SubscribeOptions) (*pol
 	ps.mu.Lock()
 	if ps.closed {
 		ps.mu.Unlock()
-		return nil, Errorf(CodeUnavailable, "the node is shutting down")
+		return nil, mevents.Errorf(mevents.CodeUnavailable, "the node is shutting down")
 	}
 	if pi := ps.byKey[key]; pi != nil {
 		pi.active++
@@ -109,7 +111,7 @@ func (ps *polls) acquire(ctx context.Context, n *Node, o SubscribeOptions) (*pol
 		ps.mu.Unlock()
 		sub.Close()
 		if pi == nil {
-			return nil, Errorf(CodeUnavailable, "the node is shutting down")
+			return nil, mevents.Errorf(mevents.CodeUnavailable, "the node is shutting down")
 		}
 		return pi, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -41,7 +42,7 @@ type Publication struct {
 	// Test marks test events: they are stored so that only Producer can
 	// receive them, with testevent=true.
 	Test   bool
-	Events []Event
+	Events []mevents.Event
 }
 
 // Publish stamps every event (recordedtime, authtype, authid, testevent),
@@ -86,7 +87,7 @@ func (n *Node) Publish(ctx context.Context, p Publication) error {
 		}
 		buf = e.AppendJSON(buf[:0])
 		msg := &nats.Msg{
-			Subject: Subject(e.Type, Partition(key), testFor),
+			Subject: Subject(e.Type, mevents.Partition(key), testFor),
 			Data:    append([]byte(nil), buf...),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{dedupID(testFor, e.Source, e.ID)},
 				keyHeader: []string{orderKey(key)}},
@@ -133,10 +134,10 @@ func publishError(err error) error {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeStorageExceeded || apiErr.ErrorCode == errCodeInsufficientResources):
-		return &Error{Code: CodeUnavailable, Message: "the event store is full; try again later", Err: err}
+		return &mevents.Error{Code: mevents.CodeUnavailable, Message: "the event store is full; try again later", Err: err}
 	case errors.Is(err, context.Canceled):
-		return &Error{Code: CodeUnavailable, Message: "request cancelled before the events were stored", Err: err}
+		return &mevents.Error{Code: mevents.CodeUnavailable, Message: "request cancelled before the events were stored", Err: err}
 	default:
-		return &Error{Code: CodeUnavailable, Message: "the event store is unavailable; retry with the same event ids", Err: fmt.Errorf("publish: %w", err)}
+		return &mevents.Error{Code: mevents.CodeUnavailable, Message: "the event store is unavailable; retry with the same event ids", Err: fmt.Errorf("publish: %w", err)}
 	}
 }

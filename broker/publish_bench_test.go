@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -28,10 +29,10 @@ func BenchmarkPublish(b *testing.B) {
 			b.SetBytes(100 * 1024)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				events := make([]broker.Event, 100)
+				events := make([]mevents.Event, 100)
 				for k := range events {
 					raw := fmt.Sprintf(`{"specversion":"1.0","type":%q,"source":"/bench","id":"%d-%d","partitionkey":"k%d","data":{"pad":%q}}`, typ, i, k, k%50, pad)
-					e, _ := broker.ParseEvent([]byte(raw), k)
+					e, _ := mevents.ParseEvent([]byte(raw), k)
 					events[k] = e
 				}
 				if err := n.Publish(context.Background(), broker.Publication{Producer: "bench", Events: events}); err != nil {

@@ -15,8 +15,6 @@ const (
 	// MaxRequestSize is the largest request body the API accepts, and the
 	// default size limit of one event.
 	MaxRequestSize = 1 << 20
-	// Partitions is the number of partitions of every event type.
-	Partitions = 12
 )
 
 // EventType is one configured event type. Name is the CloudEvents `type`.

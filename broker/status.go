@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -89,7 +90,7 @@ var ErrNotRunning = errors.New("node not running")
 // node's JetStream usage. It does not block on the network.
 func (n *Node) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	if !n.opened.Load() || n.closed.Load() {
-		return ClusterStatus{}, &Error{Code: CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
+		return ClusterStatus{}, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
 	}
 	jsz, err := n.srv.Jsz(&server.JSzOptions{})
 	if err != nil {
@@ -142,7 +143,7 @@ func (n *Node) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 // Blocks for at most a few seconds per stream (less if ctx says so).
 func (n *Node) StreamStatus(ctx context.Context) ([]StreamStatus, error) {
 	if !n.opened.Load() || n.closed.Load() {
-		return nil, &Error{Code: CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
 	}
 	reg := n.Registry()
 	if reg == nil {

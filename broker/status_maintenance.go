@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -39,12 +40,12 @@ func (n *Node) adminKV(ctx context.Context) (jetstream.KeyValue, error) {
 // cluster's replicas) on first use and keeping it in *slot.
 func (n *Node) bucket(ctx context.Context, slot *jetstream.KeyValue, cfg jetstream.KeyValueConfig, unavailable string) (jetstream.KeyValue, error) {
 	if !n.opened.Load() || n.closed.Load() {
-		return nil, &Error{Code: CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the node is not running", Err: ErrNotRunning}
 	}
 	select {
 	case n.kvLock <- struct{}{}:
 	case <-ctx.Done():
-		return nil, &Error{Code: CodeUnavailable, Message: unavailable, Err: ctx.Err()}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: unavailable, Err: ctx.Err()}
 	}
 	defer func() { <-n.kvLock }()
 	if *slot != nil {
@@ -63,7 +64,7 @@ func (n *Node) bucket(ctx context.Context, slot *jetstream.KeyValue, cfg jetstre
 		return err
 	})
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: unavailable, Err: fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: unavailable, Err: fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)}
 	}
 	return *slot, nil
 }
@@ -86,7 +87,7 @@ func (n *Node) SetMaintenance(ctx context.Context, m Maintenance) error {
 		return fmt.Errorf("maintenance: %w", err)
 	}
 	if _, err := kv.Put(ctx, maintenanceKey, b); err != nil {
-		return &Error{Code: CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("put maintenance: %w", err)}
+		return &mevents.Error{Code: mevents.CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("put maintenance: %w", err)}
 	}
 	return nil
 }
@@ -118,7 +119,7 @@ func (n *Node) WatchMaintenance(ctx context.Context, fn func(Maintenance)) (*Mai
 	// The watch outlives ctx: it ends with Stop.
 	kw, err := kv.Watch(context.WithoutCancel(ctx), maintenanceKey)
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("watch maintenance: %w", err)}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("watch maintenance: %w", err)}
 	}
 	w := &MaintenanceWatch{w: kw, done: make(chan struct{})}
 	initial := make(chan struct{})
@@ -155,6 +156,6 @@ func (n *Node) WatchMaintenance(ctx context.Context, fn func(Maintenance)) (*Mai
 		return w, nil
 	case <-ctx.Done():
 		w.Stop()
-		return nil, &Error{Code: CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("watch maintenance: %w", ctx.Err())}
+		return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "the admin state store is unavailable", Err: fmt.Errorf("watch maintenance: %w", ctx.Err())}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,7 +92,7 @@ func TestStreamStatus(t *testing.T) {
 	if err := n.ApplyRegistry(ctx, testRegistry(typ)); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Publish(ctx, broker.Publication{Producer: "p", Events: []broker.Event{event(t, typ, "/s", "1", "k")}}); err != nil {
+	if err := n.Publish(ctx, broker.Publication{Producer: "p", Events: []mevents.Event{event(t, typ, "/s", "1", "k")}}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := n.StreamStatus(ctx)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -38,15 +37,6 @@ func Subject(t string, p int, testFor string) string {
 
 func streamSubjects(t string) []string {
 	return []string{"ev." + t + ".*", "evtest.*." + t + ".*", "evredo.*.*." + t + ".*"}
-}
-
-// Partition returns the partition (0…Partitions-1) of a partition key:
-// FNV-1a 32-bit of the key's UTF-8 bytes, modulo Partitions. It equals
-// nats-server's partition(12, …) subject mapping function.
-func Partition(key string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % Partitions)
 }
 
 func (n *Node) streamConfig(t *EventType) jetstream.StreamConfig {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -63,7 +64,7 @@ func parseConsumerName(name string) (client, group string, p int, ok bool) {
 	}
 	group = rest[:j]
 	p, err = strconv.Atoi(rest[j+1:])
-	if err != nil || p < 0 || p >= Partitions || !validGroupName(group) {
+	if err != nil || p < 0 || p >= mevents.Partitions || !validGroupName(group) {
 		return "", "", 0, false
 	}
 	return client, group, p, true

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) adminGroups(c *gin.Context) {
 func (s *Server) adminDeadEvents(c *gin.Context) {
 	cl := catalogOf(c).reg.Client(c.Param("id"))
 	if cl == nil {
-		s.fail(c, broker.Errorf(broker.CodeNotFound, "no client %q", c.Param("id")))
+		s.fail(c, mevents.Errorf(mevents.CodeNotFound, "no client %q", c.Param("id")))
 		return
 	}
 	s.listDead(c, cl)
@@ -74,7 +75,7 @@ func (s *Server) SetReloader(fn func(ctx context.Context) error) { s.ops.reloade
 
 func (s *Server) requireAdmin(c *gin.Context) {
 	if cl := clientOf(c); !cl.Admin {
-		s.fail(c, broker.Errorf(broker.CodeForbidden, "client %s is not an admin", cl.ID))
+		s.fail(c, mevents.Errorf(mevents.CodeForbidden, "client %s is not an admin", cl.ID))
 		return
 	}
 	c.Next()
@@ -104,7 +105,7 @@ func (s *Server) adminStreams(c *gin.Context) {
 func (s *Server) adminReload(c *gin.Context) {
 	fn := s.ops.reloader.Load()
 	if fn == nil {
-		s.fail(c, broker.Errorf(broker.CodeUnavailable, "registry reload is not available on this node"))
+		s.fail(c, mevents.Errorf(mevents.CodeUnavailable, "registry reload is not available on this node"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 60*time.Second)
@@ -112,7 +113,7 @@ func (s *Server) adminReload(c *gin.Context) {
 	if err := (*fn)(ctx); err != nil {
 		// The reason (file, field, rule) is for the operator who asked;
 		// only admins reach this.
-		s.fail(c, &broker.Error{Code: broker.CodeInvalid, Message: "registry not reloaded; the previous one stays in force: " + err.Error(), Err: err})
+		s.fail(c, &mevents.Error{Code: mevents.CodeInvalid, Message: "registry not reloaded; the previous one stays in force: " + err.Error(), Err: err})
 		return
 	}
 	cat := s.catalog.Load()
@@ -135,7 +136,7 @@ func (s *Server) putMaintenance(c *gin.Context) {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || req.Enabled == nil {
-		s.fail(c, broker.Errorf(broker.CodeInvalid, `the body must be {"enabled": true|false, "message": "…"}`))
+		s.fail(c, mevents.Errorf(mevents.CodeInvalid, `the body must be {"enabled": true|false, "message": "…"}`))
 		return
 	}
 	m := broker.Maintenance{Enabled: *req.Enabled, Message: req.Message, Since: time.Now().UTC(), By: clientOf(c).ID}

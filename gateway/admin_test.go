@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -159,7 +160,7 @@ func TestAdminLagAndDeadEvents(t *testing.T) {
 		}
 		ackPending += cs.AckPending
 	}
-	if len(groups.Items) != broker.Partitions || ackPending < 1 {
+	if len(groups.Items) != mevents.Partitions || ackPending < 1 {
 		t.Fatalf("groups = %+v", groups.Items)
 	}
 	r = e.do(admin, http.MethodGet, "/v1/admin/clients/consumer/dead-events", nil)

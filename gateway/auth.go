@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -14,23 +15,23 @@ import (
 func (s *Server) authenticate(c *gin.Context) {
 	cat := s.catalog.Load()
 	if cat == nil {
-		s.fail(c, broker.Errorf(broker.CodeUnavailable, "the service is starting"))
+		s.fail(c, mevents.Errorf(mevents.CodeUnavailable, "the service is starting"))
 		return
 	}
 	st := c.Request.TLS
 	if st == nil || len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
-		s.fail(c, broker.Errorf(broker.CodeUnauthorized, "a verified client certificate is required"))
+		s.fail(c, mevents.Errorf(mevents.CodeUnauthorized, "a verified client certificate is required"))
 		return
 	}
 	cert := st.PeerCertificates[0]
 	sum := sha256.Sum256(cert.Raw)
 	cl := cat.reg.ClientByCertificate(cert.Subject.String(), hex.EncodeToString(sum[:]))
 	if cl == nil {
-		s.fail(c, broker.Errorf(broker.CodeForbidden, "the client certificate %q is not registered", cert.Subject.String()))
+		s.fail(c, mevents.Errorf(mevents.CodeForbidden, "the client certificate %q is not registered", cert.Subject.String()))
 		return
 	}
 	if cl.Disabled {
-		s.fail(c, broker.Errorf(broker.CodeForbidden, "client %s is disabled", cl.ID))
+		s.fail(c, mevents.Errorf(mevents.CodeForbidden, "client %s is disabled", cl.ID))
 		return
 	}
 	c.Set(keyClient, cl)

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents"
 )
 
 // mediaType returns the media type of a Content-Type header, lower-cased and
 // without parameters, or "" if the header is malformed. Routing compares it
 // with application/cloudevents+json and application/cloudevents-batch+json.
-func mediaType(contentType string) string { return broker.MediaType(contentType) }
+func mediaType(contentType string) string { return mevents.MediaType(contentType) }
 
 // parseBinary reads one event in the binary content mode of the CloudEvents
 // HTTP binding (1.0.2): each ce-NAME header is the attribute NAME (names are
@@ -22,17 +22,17 @@ func mediaType(contentType string) string { return broker.MediaType(contentType)
 // of the request become those attributes.
 //
 // All problems are returned, with index 0. Besides the rules of
-// broker.NewEvent: a repeated header ("duplicate"), a ce-datacontenttype
+// mevents.NewEvent: a repeated header ("duplicate"), a ce-datacontenttype
 // header ("binding"), a value that is not valid quoting, percent-encoding
 // or UTF-8 ("encoding").
-func parseBinary(h http.Header, body []byte) (broker.Event, []broker.Problem) {
-	var attrs []broker.Attr
-	var probs []broker.Problem
+func parseBinary(h http.Header, body []byte) (mevents.Event, []mevents.Problem) {
+	var attrs []mevents.Attr
+	var probs []mevents.Problem
 	reported := map[string]bool{} // pointers of the problems found here
 	add := func(name, keyword, msg string) {
 		ptr := attrPointer(name)
 		reported[ptr] = true
-		probs = append(probs, broker.Problem{Pointer: ptr, Keyword: keyword, Message: msg, Code: broker.CodeInvalid})
+		probs = append(probs, mevents.Problem{Pointer: ptr, Keyword: keyword, Message: msg, Code: mevents.CodeInvalid})
 	}
 	var keys []string
 	var contentType, traceparent, tracestate []string
@@ -71,26 +71,26 @@ func parseBinary(h http.Header, body []byte) (broker.Event, []broker.Problem) {
 		if name == "traceparent" || name == "tracestate" {
 			ceTrace = true
 		}
-		attrs = append(attrs, broker.AttrFromString(name, v))
+		attrs = append(attrs, mevents.AttrFromString(name, v))
 	}
 	if len(contentType) > 1 {
 		add("datacontenttype", "duplicate", "the header Content-Type must appear once")
 	}
 	if len(contentType) > 0 {
-		attrs = append(attrs, broker.AttrFromString("datacontenttype", contentType[0]))
+		attrs = append(attrs, mevents.AttrFromString("datacontenttype", contentType[0]))
 	}
 	// The W3C headers describe the last hop; they stand in for the
 	// distributed tracing extension only when the producer gave neither
 	// attribute, and are ignored when malformed, as W3C Trace Context asks.
 	if !ceTrace && len(traceparent) == 1 && printableASCII(traceparent[0]) {
-		attrs = append(attrs, broker.AttrFromString("traceparent", traceparent[0]))
+		attrs = append(attrs, mevents.AttrFromString("traceparent", traceparent[0]))
 		if ts := strings.Join(tracestate, ","); ts != "" && printableASCII(ts) {
-			attrs = append(attrs, broker.AttrFromString("tracestate", ts))
+			attrs = append(attrs, mevents.AttrFromString("tracestate", ts))
 		}
 	}
 	sort.SliceStable(attrs, func(i, j int) bool { return attrRank(attrs[i].Name) < attrRank(attrs[j].Name) })
 
-	e, more := broker.NewEvent(attrs, body, 0)
+	e, more := mevents.NewEvent(attrs, body, 0)
 	for i := range probs {
 		probs[i].ID = e.ID
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents"
 )
 
 // readHTTP reads a fixture of testdata/binary: header lines, a blank line,
@@ -120,7 +120,7 @@ func TestParseBinary(t *testing.T) {
 				if p.Pointer != w.pointer || p.Keyword != w.keyword || p.ID != w.id || p.Index != 0 {
 					t.Fatalf("problem %d = %+v, want pointer %q keyword %q id %q index 0", i, p, w.pointer, w.keyword, w.id)
 				}
-				if p.Code != broker.CodeInvalid || p.Message == "" {
+				if p.Code != mevents.CodeInvalid || p.Message == "" {
 					t.Fatalf("problem %d = %+v, want code invalid and a message", i, p)
 				}
 			}
@@ -152,13 +152,13 @@ func TestParseBinary(t *testing.T) {
 
 // checkStructured checks that the event written in the JSON format reads
 // back to the same attributes and data.
-func checkStructured(t *testing.T, e broker.Event) {
+func checkStructured(t *testing.T, e mevents.Event) {
 	t.Helper()
 	out := e.AppendJSON(nil)
 	if !json.Valid(out) {
 		t.Fatalf("AppendJSON gave invalid JSON: %s", out)
 	}
-	back, probs := broker.ParseEvent(out, 0)
+	back, probs := mevents.ParseEvent(out, 0)
 	if len(probs) != 0 {
 		t.Fatalf("reparse of %s: problems %+v", out, probs)
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -37,7 +38,7 @@ func (s *Server) listDead(c *gin.Context, cl *broker.Client) {
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxDeadLimit {
-			s.fail(c, broker.Errorf(broker.CodeInvalid, "limit must be an integer from 1 to %d", maxDeadLimit))
+			s.fail(c, mevents.Errorf(mevents.CodeInvalid, "limit must be an integer from 1 to %d", maxDeadLimit))
 			return
 		}
 		limit = n

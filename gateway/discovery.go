@@ -104,7 +104,7 @@ func describeType(cl *broker.Client, t *broker.EventType) eventTypeInfo {
 	info := eventTypeInfo{
 		Type: t.Name, Produce: cl.MayProduce(t.Name), Consume: cl.MayConsume(t.Name),
 		Retention: durationString(retention), Replicas: replicas, MaxEventSize: size, DedupWindow: durationString(dedup),
-		Partitions: broker.Partitions, Stream: broker.StreamName(t.Name),
+		Partitions: mevents.Partitions, Stream: broker.StreamName(t.Name),
 		Schema: "/v1/event-types/" + t.Name + "/schema",
 	}
 	info.Subjects.Events = "ev." + t.Name + ".*"
@@ -118,7 +118,7 @@ func (s *Server) eventTypeSchema(c *gin.Context) {
 	t := cat.reg.Type(name)
 	if t == nil || !visible(cl, name) {
 		// Unknown and invisible types look alike: the registry is not public.
-		s.fail(c, broker.Errorf(broker.CodeNotFound, "no event type %q for client %s", name, cl.ID))
+		s.fail(c, mevents.Errorf(mevents.CodeNotFound, "no event type %q for client %s", name, cl.ID))
 		return
 	}
 	c.Data(http.StatusOK, "application/schema+json", t.Schema)

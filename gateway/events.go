@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) postEvents(test bool) gin.HandlerFunc {
 		problems = append(problems, cat.check(cl, test, events, problems)...)
 		if len(problems) > 0 {
 			sortProblems(problems)
-			s.failWith(c, &broker.Error{Code: problemsCode(problems),
+			s.failWith(c, &mevents.Error{Code: problemsCode(problems),
 				Message: fmt.Sprintf("%d of %d events rejected; no event of this request was stored", rejected(problems), len(events))}, problems)
 			return
 		}
@@ -88,7 +89,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	case errors.As(err, &mbe):
 		return nil, tooLarge()
 	case err != nil:
-		return nil, &broker.Error{Code: broker.CodeInvalid, Message: "could not read the request body", Err: err}
+		return nil, &mevents.Error{Code: mevents.CodeInvalid, Message: "could not read the request body", Err: err}
 	}
 	return body, nil
 }
@@ -114,30 +115,30 @@ func readAll(rd io.Reader, size int64) ([]byte, error) {
 }
 
 func tooLarge() error {
-	return broker.Errorf(broker.CodeTooLarge, "request body over %d bytes (1 MiB)", broker.MaxRequestSize)
+	return mevents.Errorf(mevents.CodeTooLarge, "request body over %d bytes (1 MiB)", broker.MaxRequestSize)
 }
 
 // parseRequest reads the events of a request in the mode its Content-Type
 // selects. The error is for a request that is not a CloudEvents request at
 // all; problems are per event.
-func parseRequest(r *http.Request, body []byte) ([]broker.Event, []broker.Problem, error) {
+func parseRequest(r *http.Request, body []byte) ([]mevents.Event, []mevents.Problem, error) {
 	ct := r.Header.Get("Content-Type")
 	mt := mediaType(ct)
 	switch {
 	case mt == typeStructured:
-		e, problems := broker.ParseEvent(body, 0)
-		return []broker.Event{e}, problems, nil
+		e, problems := mevents.ParseEvent(body, 0)
+		return []mevents.Event{e}, problems, nil
 	case mt == typeBatch:
-		events, problems := broker.ParseBatch(body)
+		events, problems := mevents.ParseBatch(body)
 		return events, problems, nil
 	case strings.HasPrefix(mt, "application/cloudevents"):
-		return nil, nil, broker.Errorf(broker.CodeUnsupported,
+		return nil, nil, mevents.Errorf(mevents.CodeUnsupported,
 			"unsupported event format %q: use %s or %s", ct, typeStructured, typeBatch)
 	case hasCEHeaders(r.Header):
 		e, problems := parseBinary(r.Header, body)
-		return []broker.Event{e}, problems, nil
+		return []mevents.Event{e}, problems, nil
 	default:
-		return nil, nil, broker.Errorf(broker.CodeUnsupported,
+		return nil, nil, mevents.Errorf(mevents.CodeUnsupported,
 			"unsupported media type %q: send %s, %s, or an event in binary mode with ce- headers", ct, typeStructured, typeBatch)
 	}
 }
@@ -159,12 +160,12 @@ const checkShare = 4
 
 // check authorizes and validates the events that parsed without problems
 // and returns their problems, in event order.
-func (cat *Catalog) check(cl *broker.Client, test bool, events []broker.Event, parsed []broker.Problem) []broker.Problem {
+func (cat *Catalog) check(cl *broker.Client, test bool, events []mevents.Event, parsed []mevents.Problem) []mevents.Problem {
 	bad := make(map[int]bool, len(parsed))
 	for _, p := range parsed {
 		bad[p.Index] = true
 	}
-	each := make([][]broker.Problem, len(events))
+	each := make([][]mevents.Problem, len(events))
 	checkOne := func(i int) {
 		if !bad[i] {
 			each[i] = cat.checkEvent(cl, test, i, &events[i])
@@ -188,47 +189,47 @@ func (cat *Catalog) check(cl *broker.Client, test bool, events []broker.Event, p
 			checkOne(i)
 		}
 	}
-	var problems []broker.Problem
+	var problems []mevents.Problem
 	for _, p := range each {
 		problems = append(problems, p...)
 	}
 	return problems
 }
 
-func (cat *Catalog) checkEvent(cl *broker.Client, test bool, i int, e *broker.Event) []broker.Problem {
-	p := broker.Problem{Index: i, ID: e.ID, Pointer: "/type"}
+func (cat *Catalog) checkEvent(cl *broker.Client, test bool, i int, e *mevents.Event) []mevents.Problem {
+	p := mevents.Problem{Index: i, ID: e.ID, Pointer: "/type"}
 	t := cat.reg.Type(e.Type)
 	switch {
 	case t == nil:
-		p.Keyword, p.Code = "type", broker.CodeForbidden
+		p.Keyword, p.Code = "type", mevents.CodeForbidden
 		p.Message = fmt.Sprintf("event type %q is not registered", e.Type)
-		return []broker.Problem{p}
+		return []mevents.Problem{p}
 	case test && !cl.MayConsume(e.Type):
-		p.Keyword, p.Code = "consume", broker.CodeForbidden
+		p.Keyword, p.Code = "consume", mevents.CodeForbidden
 		p.Message = fmt.Sprintf("client %s may not send test events of type %q: it is not routed to it", cl.ID, e.Type)
-		return []broker.Problem{p}
+		return []mevents.Problem{p}
 	case !test && !cl.MayProduce(e.Type):
-		p.Keyword, p.Code = "produce", broker.CodeForbidden
+		p.Keyword, p.Code = "produce", mevents.CodeForbidden
 		p.Message = fmt.Sprintf("client %s may not produce events of type %q", cl.ID, e.Type)
-		return []broker.Problem{p}
+		return []mevents.Problem{p}
 	}
 	if size, limit := eventSize(e), t.MaxEventSize; limit > 0 && int64(size) > limit {
-		p.Pointer, p.Keyword, p.Code = "", "maxEventSize", broker.CodeTooLarge
+		p.Pointer, p.Keyword, p.Code = "", "maxEventSize", mevents.CodeTooLarge
 		p.Message = fmt.Sprintf("event of %d bytes is over the limit of type %q (%d bytes)", size, e.Type, limit)
-		return []broker.Problem{p}
+		return []mevents.Problem{p}
 	}
 	if !e.DataIsJSON() || e.DataBase64 != "" {
-		p.Pointer, p.Keyword, p.Code = "/datacontenttype", "datacontenttype", broker.CodeUnsupported
+		p.Pointer, p.Keyword, p.Code = "/datacontenttype", "datacontenttype", mevents.CodeUnsupported
 		p.Message = fmt.Sprintf("event type %q carries JSON data; datacontenttype %q with binary data is not accepted",
 			e.Type, e.StringAttr("datacontenttype"))
-		return []broker.Problem{p}
+		return []mevents.Problem{p}
 	}
 	return cat.validateData(i, e)
 }
 
 // eventSize is the size of the event in structured JSON, near enough: the
 // sum of its attributes and its data.
-func eventSize(e *broker.Event) int {
+func eventSize(e *mevents.Event) int {
 	n := 2 + len(e.Data) + len(e.DataBase64) + 16
 	for _, a := range e.Attrs {
 		n += len(a.Name) + len(a.Value) + 4
@@ -238,20 +239,20 @@ func eventSize(e *broker.Event) int {
 
 // problemsCode is the status class of a rejected request: the one code all
 // problems share, or "invalid" when they differ.
-func problemsCode(problems []broker.Problem) broker.Code {
+func problemsCode(problems []mevents.Problem) mevents.Code {
 	code := problems[0].Code
 	for _, p := range problems[1:] {
 		if p.Code != code {
-			return broker.CodeInvalid
+			return mevents.CodeInvalid
 		}
 	}
 	if code == "" {
-		return broker.CodeInvalid
+		return mevents.CodeInvalid
 	}
 	return code
 }
 
-func rejected(problems []broker.Problem) int {
+func rejected(problems []mevents.Problem) int {
 	seen := make(map[int]bool)
 	for _, p := range problems {
 		seen[p.Index] = true

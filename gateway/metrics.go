@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -130,7 +131,7 @@ func (s *Server) observe(c *gin.Context, elapsed time.Duration) {
 		// One label lookup per type of the request, not per event.
 		cat := s.catalog.Load()
 		counts := make(map[string]int, 1)
-		for _, e := range v.([]broker.Event) {
+		for _, e := range v.([]mevents.Event) {
 			typ := "other" // a label per unregistered type would let clients grow the series without bound
 			if cat != nil && cat.reg.Type(e.Type) != nil {
 				typ = e.Type
@@ -142,7 +143,7 @@ func (s *Server) observe(c *gin.Context, elapsed time.Duration) {
 		}
 	}
 	if v, ok := c.Get(keyProblems); ok {
-		for _, p := range v.([]broker.Problem) {
+		for _, p := range v.([]mevents.Problem) {
 			m.validation.WithLabelValues(p.Keyword).Inc()
 		}
 	}

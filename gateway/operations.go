@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -126,7 +127,7 @@ func (s *Server) admit(c *gin.Context) {
 		msg = "the service is in maintenance; try again later"
 	}
 	c.Header("Retry-After", strconv.Itoa(maintenanceRetryAfter))
-	s.fail(c, broker.Errorf(broker.CodeUnavailable, "%s", msg))
+	s.fail(c, mevents.Errorf(mevents.CodeUnavailable, "%s", msg))
 }
 
 // limit takes n events from the client's rate budget, or returns a
@@ -145,7 +146,7 @@ func (s *Server) limit(c *gin.Context, cl *broker.Client, n int) error {
 		secs = 1
 	}
 	c.Header("Retry-After", strconv.Itoa(secs))
-	return broker.Errorf(broker.CodeRateLimited, "client %s is over its rate of %g events/s; retry after %d s", cl.ID, cl.RateLimit, secs)
+	return mevents.Errorf(mevents.CodeRateLimited, "client %s is over its rate of %g events/s; retry after %d s", cl.ID, cl.RateLimit, secs)
 }
 
 // bucket is a token bucket of one client on this node: it holds at most

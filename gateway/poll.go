@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) getEvents(c *gin.Context) {
 	}
 	wait = max(wait, minWait)
 	if !s.begin() {
-		s.fail(c, broker.Errorf(broker.CodeUnavailable, "the service is shutting down"))
+		s.fail(c, mevents.Errorf(mevents.CodeUnavailable, "the service is shutting down"))
 		return
 	}
 	defer s.consume.active.Done()
@@ -72,7 +73,7 @@ func parseWait(v string) (time.Duration, error) {
 		d, err = time.Duration(n)*time.Second, nerr
 	}
 	if err != nil || d < 0 || d > maxWait {
-		return 0, broker.Errorf(broker.CodeInvalid, "wait %q must be a duration like \"30s\" of at most %s", v, maxWait)
+		return 0, mevents.Errorf(mevents.CodeInvalid, "wait %q must be a duration like \"30s\" of at most %s", v, maxWait)
 	}
 	return d, nil
 }
@@ -89,7 +90,7 @@ func (s *Server) postSettle(op broker.SettleOp) gin.HandlerFunc {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			s.fail(c, &broker.Error{Code: broker.CodeInvalid, Message: "the body must be a JSON object {\"ackIds\": [...]}: " + err.Error()})
+			s.fail(c, &mevents.Error{Code: mevents.CodeInvalid, Message: "the body must be a JSON object {\"ackIds\": [...]}: " + err.Error()})
 			return
 		}
 		st, err := req.settlement(op)

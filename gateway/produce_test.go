@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
@@ -196,12 +197,12 @@ func person(id, idnp string) string {
 }
 
 type problemBody struct {
-	Type      string           `json:"type"`
-	Title     string           `json:"title"`
-	Status    int              `json:"status"`
-	Detail    string           `json:"detail"`
-	RequestID string           `json:"requestId"`
-	Errors    []broker.Problem `json:"errors"`
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail"`
+	RequestID string            `json:"requestId"`
+	Errors    []mevents.Problem `json:"errors"`
 }
 
 func decodeProblem(t *testing.T, r response) problemBody {
@@ -298,38 +299,38 @@ func TestProduceRejects(t *testing.T) {
 		contentType string
 		body        string
 		status      int
-		errors      []broker.Problem // index, id, pointer, keyword are compared
+		errors      []mevents.Problem // index, id, pointer, keyword are compared
 	}{
 		{"schema violations in a batch", "producer", "application/cloudevents-batch+json",
 			"[" + person("ok", "2000000000001") + "," + person("bad", "123") + `,{"specversion":"1.0","type":"` + personType + `","source":"/s","id":"nodata","data":{"idnp":"2000000000001","birthDate":"17.05.1990"}}]`,
-			400, []broker.Problem{
+			400, []mevents.Problem{
 				{Index: 1, ID: "bad", Pointer: "/data/idnp", Keyword: "pattern"},
 				{Index: 2, ID: "nodata", Pointer: "/data/birthDate", Keyword: "format"},
 				{Index: 2, ID: "nodata", Pointer: "/data/firstName", Keyword: "required"},
 			}},
 		{"schema violations in a large batch", "producer", "application/cloudevents-batch+json", "[" + strings.Join(large, ",") + "]",
-			400, []broker.Problem{
+			400, []mevents.Problem{
 				{Index: 5, ID: "l5", Pointer: "/data/idnp", Keyword: "pattern"},
 				{Index: 22, ID: "l22", Pointer: "/data/idnp", Keyword: "pattern"},
 				{Index: 39, ID: "l39", Pointer: "/data/idnp", Keyword: "pattern"},
 			}},
 		{"malformed event", "producer", "application/cloudevents+json", `{"specversion":"0.3","type":"` + personType + `","source":"/s","id":"x","data":{}}`,
-			400, []broker.Problem{{Index: 0, ID: "x", Pointer: "/specversion", Keyword: "specversion"}}},
+			400, []mevents.Problem{{Index: 0, ID: "x", Pointer: "/specversion", Keyword: "specversion"}}},
 		{"malformed JSON", "producer", "application/cloudevents+json", `{"specversion":`, 400, nil},
 		{"type not allowed", "producer", "application/cloudevents+json",
 			`{"specversion":"1.0","type":"` + orderType + `","source":"/s","id":"o1","data":{}}`,
-			403, []broker.Problem{{Index: 0, ID: "o1", Pointer: "/type", Keyword: "produce"}}},
+			403, []mevents.Problem{{Index: 0, ID: "o1", Pointer: "/type", Keyword: "produce"}}},
 		{"unknown type", "producer", "application/cloudevents+json",
 			`{"specversion":"1.0","type":"no.such.type","source":"/s","id":"u1","data":{}}`,
-			403, []broker.Problem{{Index: 0, ID: "u1", Pointer: "/type", Keyword: "type"}}},
+			403, []mevents.Problem{{Index: 0, ID: "u1", Pointer: "/type", Keyword: "type"}}},
 		{"event over its type's limit", "producer", "application/cloudevents+json", big,
-			413, []broker.Problem{{Index: 0, ID: "big", Pointer: "", Keyword: "maxEventSize"}}},
+			413, []mevents.Problem{{Index: 0, ID: "big", Pointer: "", Keyword: "maxEventSize"}}},
 		{"request over 1 MiB", "producer", "application/cloudevents+json", `{"data":"` + strings.Repeat("x", broker.MaxRequestSize) + `"}`, 413, nil},
 		{"unsupported media type", "producer", "text/plain", "hello", 415, nil},
 		{"unsupported event format", "producer", "application/cloudevents+xml", "<event/>", 415, nil},
 		{"binary data", "producer", "application/cloudevents+json",
 			`{"specversion":"1.0","type":"` + personType + `","source":"/s","id":"b64","data_base64":"aGVsbG8="}`,
-			415, []broker.Problem{{Index: 0, ID: "b64", Pointer: "/datacontenttype", Keyword: "datacontenttype"}}},
+			415, []mevents.Problem{{Index: 0, ID: "b64", Pointer: "/datacontenttype", Keyword: "datacontenttype"}}},
 		{"unregistered client", "stranger", "application/cloudevents+json", person("x", "2000000000001"), 403, nil},
 		{"disabled client", "off", "application/cloudevents+json", person("x", "2000000000001"), 403, nil},
 		{"test event of a type not routed to the caller", "producer", "", "", 403, nil},
@@ -409,7 +410,7 @@ func TestTestEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("test event not stored for the consumer: %v", err)
 	}
-	ev, _ := broker.ParseEvent(m.Data, 0)
+	ev, _ := mevents.ParseEvent(m.Data, 0)
 	if v, _ := ev.Attr("testevent"); string(v) != "true" || ev.StringAttr("authid") != "consumer" {
 		t.Fatalf("stored test event %s", m.Data)
 	}

@@ -9,34 +9,35 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
 // codeMethodNotAllowed is a code only the router produces.
-const codeMethodNotAllowed broker.Code = "method_not_allowed"
+const codeMethodNotAllowed mevents.Code = "method_not_allowed"
 
 // status maps an error code to its HTTP status: the one place that does.
-func status(code broker.Code) int {
+func status(code mevents.Code) int {
 	switch code {
-	case broker.CodeInvalid:
+	case mevents.CodeInvalid:
 		return http.StatusBadRequest
-	case broker.CodeUnauthorized:
+	case mevents.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case broker.CodeForbidden:
+	case mevents.CodeForbidden:
 		return http.StatusForbidden
-	case broker.CodeNotFound:
+	case mevents.CodeNotFound:
 		return http.StatusNotFound
 	case codeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case broker.CodeConflict:
+	case mevents.CodeConflict:
 		return http.StatusConflict
-	case broker.CodeTooLarge:
+	case mevents.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case broker.CodeUnsupported:
+	case mevents.CodeUnsupported:
 		return http.StatusUnsupportedMediaType
-	case broker.CodeRateLimited:
+	case mevents.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case broker.CodeUnavailable:
+	case mevents.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -45,12 +46,12 @@ func status(code broker.Code) int {
 
 // problem is an RFC 9457 problem detail.
 type problem struct {
-	Type      string           `json:"type"`
-	Title     string           `json:"title"`
-	Status    int              `json:"status"`
-	Detail    string           `json:"detail"`
-	RequestID string           `json:"requestId"`
-	Errors    []broker.Problem `json:"errors,omitempty"`
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail"`
+	RequestID string            `json:"requestId"`
+	Errors    []mevents.Problem `json:"errors,omitempty"`
 }
 
 const problemJSON = "application/problem+json"
@@ -72,8 +73,8 @@ func (s *Server) fail(c *gin.Context, err error) {
 }
 
 // failWith is fail with a list of per-event problems.
-func (s *Server) failWith(c *gin.Context, err error, problems []broker.Problem) {
-	code := broker.ErrorCode(err)
+func (s *Server) failWith(c *gin.Context, err error, problems []mevents.Problem) {
+	code := mevents.ErrorCode(err)
 	st := status(code)
 	if st == http.StatusServiceUnavailable || st == http.StatusTooManyRequests {
 		if c.Writer.Header().Get("Retry-After") == "" {
@@ -89,7 +90,7 @@ func (s *Server) failWith(c *gin.Context, err error, problems []broker.Problem) 
 		Type:      "urn:mevents:error:" + string(code),
 		Title:     http.StatusText(st),
 		Status:    st,
-		Detail:    broker.ErrorMessage(err),
+		Detail:    mevents.ErrorMessage(err),
 		RequestID: c.GetString(keyRequestID),
 		Errors:    problems,
 	})
@@ -104,7 +105,7 @@ func (s *Server) recover(c *gin.Context) {
 			}
 			s.log.Error("panic in handler", "panic", r, "path", c.Request.URL.Path, "requestId", c.GetString(keyRequestID))
 			if !c.Writer.Written() {
-				s.fail(c, broker.Errorf(broker.CodeInternal, "internal error"))
+				s.fail(c, mevents.Errorf(mevents.CodeInternal, "internal error"))
 			}
 		}
 	}()
@@ -144,8 +145,8 @@ func (s *Server) accessLog(c *gin.Context) {
 		attrs = append(attrs, slog.String("err", err.Error()))
 		// An unavailable answer with a cause is a failure to look into;
 		// without one it is a decision (maintenance, starting up).
-		code := broker.ErrorCode(err)
-		if code == broker.CodeInternal || (code == broker.CodeUnavailable && errors.Unwrap(err) != nil) {
+		code := mevents.ErrorCode(err)
+		if code == mevents.CodeInternal || (code == mevents.CodeUnavailable && errors.Unwrap(err) != nil) {
 			level = slog.LevelError
 		}
 	}

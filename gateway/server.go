@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -200,10 +201,10 @@ func (s *Server) routes() http.Handler {
 	r.ContextWithFallback = false
 	r.Use(s.recover, s.accessLog)
 	r.NoRoute(func(c *gin.Context) {
-		s.fail(c, broker.Errorf(broker.CodeNotFound, "no such resource: %s", c.Request.URL.Path))
+		s.fail(c, mevents.Errorf(mevents.CodeNotFound, "no such resource: %s", c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		s.fail(c, &broker.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
+		s.fail(c, &mevents.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
 	})
 
 	v1 := r.Group("/v1", s.authenticate, s.admit)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/olahol/melody"
 )
@@ -102,14 +103,14 @@ func subscribeOptions(c *gin.Context, creditParam string, creditDefault int) (br
 				continue
 			}
 			if !cl.MayConsume(t) || catalogOf(c).reg.Type(t) == nil {
-				return o, broker.Errorf(broker.CodeForbidden, "event type %q is not routed to client %s", t, cl.ID)
+				return o, mevents.Errorf(mevents.CodeForbidden, "event type %q is not routed to client %s", t, cl.ID)
 			}
 			o.Types = append(o.Types, t)
 		}
 	}
 	if len(o.Types) == 0 {
 		if len(cl.Consume) == 0 {
-			return o, broker.Errorf(broker.CodeForbidden, "no event types are routed to client %s", cl.ID)
+			return o, mevents.Errorf(mevents.CodeForbidden, "no event types are routed to client %s", cl.ID)
 		}
 		o.Types = cl.Consume
 	}
@@ -120,7 +121,7 @@ func subscribeOptions(c *gin.Context, creditParam string, creditDefault int) (br
 	default:
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return o, broker.Errorf(broker.CodeInvalid, "start %q is not \"latest\" or an RFC 3339 time", v)
+			return o, mevents.Errorf(mevents.CodeInvalid, "start %q is not \"latest\" or an RFC 3339 time", v)
 		}
 		o.Start.Time = t
 	}
@@ -128,7 +129,7 @@ func subscribeOptions(c *gin.Context, creditParam string, creditDefault int) (br
 	if v := c.Query(creditParam); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxMaxInFlight {
-			return o, broker.Errorf(broker.CodeInvalid, "%s must be an integer from 1 to %d", creditParam, maxMaxInFlight)
+			return o, mevents.Errorf(mevents.CodeInvalid, "%s must be an integer from 1 to %d", creditParam, maxMaxInFlight)
 		}
 		o.MaxInFlight = n
 	}
@@ -147,26 +148,26 @@ type settleRequest struct {
 func (r settleRequest) settlement(op broker.SettleOp) (broker.Settlement, error) {
 	st := broker.Settlement{Op: op, AckIDs: r.AckIDs, Reason: r.Reason}
 	if len(r.AckIDs) == 0 {
-		return st, broker.Errorf(broker.CodeInvalid, "ackIds must list at least one ack id")
+		return st, mevents.Errorf(mevents.CodeInvalid, "ackIds must list at least one ack id")
 	}
 	if len(r.AckIDs) > maxMaxInFlight {
-		return st, broker.Errorf(broker.CodeInvalid, "at most %d ack ids at once", maxMaxInFlight)
+		return st, mevents.Errorf(mevents.CodeInvalid, "at most %d ack ids at once", maxMaxInFlight)
 	}
 	if r.Delay != "" {
 		if op != broker.SettleRelease {
-			return st, broker.Errorf(broker.CodeInvalid, "delay applies only to release")
+			return st, mevents.Errorf(mevents.CodeInvalid, "delay applies only to release")
 		}
 		d, err := time.ParseDuration(r.Delay)
 		if err != nil || d < 0 || d > maxRelease {
-			return st, broker.Errorf(broker.CodeInvalid, "delay %q must be a duration like \"10s\", at most %s", r.Delay, maxRelease)
+			return st, mevents.Errorf(mevents.CodeInvalid, "delay %q must be a duration like \"10s\", at most %s", r.Delay, maxRelease)
 		}
 		st.Delay = d
 	}
 	if r.Reason != "" && op != broker.SettleDead {
-		return st, broker.Errorf(broker.CodeInvalid, "reason applies only to dead")
+		return st, mevents.Errorf(mevents.CodeInvalid, "reason applies only to dead")
 	}
 	if len(r.Reason) > 1024 {
-		return st, broker.Errorf(broker.CodeInvalid, "reason is over 1024 bytes")
+		return st, mevents.Errorf(mevents.CodeInvalid, "reason is over 1024 bytes")
 	}
 	return st, nil
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents"
 )
 
 // firstDeliveries checks, across instances, that every event's first
@@ -41,7 +41,7 @@ func (f *firstDeliveries) record(inst int, raw []byte) {
 	if f.parts[round][inst] == nil {
 		f.parts[round][inst] = map[int]bool{}
 	}
-	f.parts[round][inst][broker.Partition(ev.PartitionKey)] = true
+	f.parts[round][inst][mevents.Partition(ev.PartitionKey)] = true
 	if f.seen[ev.ID] {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/olahol/melody"
 )
@@ -120,15 +121,15 @@ func (s *Server) getWebSocket(c *gin.Context) {
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(c.Request) {
-		s.fail(c, broker.Errorf(broker.CodeInvalid, "this endpoint expects a WebSocket upgrade (HTTP/1.1, subprotocol %s)", wsSubprotocol))
+		s.fail(c, mevents.Errorf(mevents.CodeInvalid, "this endpoint expects a WebSocket upgrade (HTTP/1.1, subprotocol %s)", wsSubprotocol))
 		return
 	}
 	if !sameOrigin(c.Request) {
-		s.fail(c, broker.Errorf(broker.CodeForbidden, "origin %q may not open a subscription", c.GetHeader("Origin")))
+		s.fail(c, mevents.Errorf(mevents.CodeForbidden, "origin %q may not open a subscription", c.GetHeader("Origin")))
 		return
 	}
 	if !s.begin() {
-		s.fail(c, broker.Errorf(broker.CodeUnavailable, "the service is shutting down"))
+		s.fail(c, mevents.Errorf(mevents.CodeUnavailable, "the service is shutting down"))
 		return
 	}
 	defer s.consume.active.Done()
@@ -148,7 +149,7 @@ func (s *Server) getWebSocket(c *gin.Context) {
 	conn.wg.Wait()
 	sub.Close()
 	if errors.Is(err, melody.ErrClosed) {
-		s.fail(c, broker.Errorf(broker.CodeUnavailable, "the service is shutting down"))
+		s.fail(c, mevents.Errorf(mevents.CodeUnavailable, "the service is shutting down"))
 	} else if err != nil {
 		c.Set(keyErr, err) // the upgrader has answered
 	}
@@ -350,7 +351,7 @@ func decodeFrame(msg []byte) (broker.Settlement, json.RawMessage, *wsError) {
 	}
 	st, err := f.settlement(op)
 	if err != nil {
-		return broker.Settlement{}, nil, &wsError{Op: "error", ID: f.ID, Message: broker.ErrorMessage(err)}
+		return broker.Settlement{}, nil, &wsError{Op: "error", ID: f.ID, Message: mevents.ErrorMessage(err)}
 	}
 	return st, f.ID, nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 
@@ -160,7 +161,7 @@ func (r *benchReport) print(w io.Writer) {
 			raw.Replicas, raw.Publish, raw.PublishLatency.q(0.5), raw.PublishLatency.q(0.9), raw.PublishLatency.q(0.99))
 		if raw.Consumed > 0 {
 			fmt.Fprintf(w, "raw        JetStream at the same rate, publishing and consuming (%d partition consumers, acks): %.0f events/s, request latency p50 %s  p90 %s  p99 %s, end-to-end latency p50 %s  p90 %s  p99 %s\n",
-				broker.Partitions, raw.Published, raw.PublishedLatency.q(0.5), raw.PublishedLatency.q(0.9), raw.PublishedLatency.q(0.99),
+				mevents.Partitions, raw.Published, raw.PublishedLatency.q(0.5), raw.PublishedLatency.q(0.9), raw.PublishedLatency.q(0.99),
 				raw.EndToEnd.q(0.5), raw.EndToEnd.q(0.9), raw.EndToEnd.q(0.99))
 		}
 	default:
@@ -168,7 +169,7 @@ func (r *benchReport) print(w io.Writer) {
 			raw.Replicas, raw.Publish, r.ProduceRate/raw.Publish)
 		if raw.Consumed > 0 {
 			fmt.Fprintf(w, "raw        JetStream publishing and consuming (%d partition consumers, acks) at once: %.0f events/s published, %.0f consumed; gateway/raw end to end = %.2f\n",
-				broker.Partitions, raw.Published, raw.Consumed, min(r.ProduceRate, r.DeliveredRate)/min(raw.Published, raw.Consumed))
+				mevents.Partitions, raw.Published, raw.Consumed, min(r.ProduceRate, r.DeliveredRate)/min(raw.Published, raw.Consumed))
 		}
 	}
 	if u := r.Usage; u != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -434,7 +435,7 @@ func rawRates(ctx context.Context, c benchConfig) (*rawReport, error) {
 			cc.Stop()
 		}
 	}()
-	for p := 0; p < broker.Partitions; p++ {
+	for p := 0; p < mevents.Partitions; p++ {
 		cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw" + strconv.Itoa(p),
 			FilterSubject: "benchraw." + id + "." + strconv.Itoa(p), DeliverPolicy: jetstream.DeliverNewPolicy,
 			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 128, Replicas: cfg.Replicas, AckWait: 30 * time.Second})
@@ -517,7 +518,7 @@ func rawPublish(ctx context.Context, js jetstream.JetStream, c benchConfig, id, 
 					buf.Reset()
 					key := "k" + strconv.Itoa(rng.IntN(c.Keys))
 					benchEvent(&buf, c.Type, producer, seq, key, c.Size, now)
-					msgs[i] = &nats.Msg{Subject: "benchraw." + id + "." + strconv.Itoa(broker.Partition(key)),
+					msgs[i] = &nats.Msg{Subject: "benchraw." + id + "." + strconv.Itoa(mevents.Partition(key)),
 						Data: bytes.Clone(buf.Bytes()), Header: nats.Header{jetstream.MsgIDHeader: {producer + "-" + strconv.Itoa(seq)}}}
 					seq++
 				}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -133,8 +134,8 @@ func TestBenchNamedGroup(t *testing.T) {
 			t.Fatalf("run %d: group %s, produced %d, delivered %d; want %s, 100, 100", run, r.Group, r.Produced, r.Delivered, c.Group)
 		}
 	}
-	if n := groupCursors(t, c, c.Group); n != broker.Partitions {
-		t.Fatalf("%d cursors of the named group after two runs, want its %d", n, broker.Partitions)
+	if n := groupCursors(t, c, c.Group); n != mevents.Partitions {
+		t.Fatalf("%d cursors of the named group after two runs, want its %d", n, mevents.Partitions)
 	}
 }
 

@@ -1,7 +1,7 @@
 // A validating JSON scanner (well-formed JSON in valid UTF-8, read once,
 // without decoding) and the JSON string helpers the events use.
 
-package broker
+package mevents
 
 import (
 	"bytes"

@@ -1,7 +1,7 @@
 // Event and Attr, the CloudEvent a producer sends, and the entry points
 // that make one: ParseEvent, ParseBatch (structured mode) and NewEvent (binary mode).
 
-package broker
+package mevents
 
 import (
 	"encoding/base64"

@@ -1,7 +1,7 @@
 // The CloudEvents rules on an event's attributes: the problem keywords, the
 // builder that collects an event's members and checks them, and attribute types.
 
-package broker
+package mevents
 
 import (
 	"fmt"

@@ -1,7 +1,7 @@
 // Checks of the value formats of CloudEvents types: String characters,
 // Integer range, base64, RFC 3339 timestamps, RFC 3986 URIs and RFC 2046 media types.
 
-package broker
+package mevents
 
 import (
 	"bytes"
