@@ -10,6 +10,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,7 +19,7 @@ const consumeType = "t.orders"
 // consumeNode is a single node with one type, a producer and two consumers.
 func consumeNode(t *testing.T) (*broker.Node, *broker.Registry) {
 	t.Helper()
-	n := openNode(t, broker.NodeConfig{Name: "n1", SyncInterval: time.Minute, AckTimeout: time.Second})
+	n := brokertest.Open(t, broker.NodeConfig{Name: "n1", SyncInterval: time.Minute, AckTimeout: time.Second})
 	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`), Replicas: 1}}, []broker.Client{
 		{ID: "prod", Produce: []string{consumeType}},
 		{ID: "c1", Consume: []string{consumeType}, MaxDeliver: 2},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 )
 
 // BenchmarkDeliver measures delivery throughput of one type and group:
@@ -18,7 +19,7 @@ import (
 // event from a few goroutines, as a client with a processing pipeline does.
 // Use a large -benchtime (30000x): joining the group takes a moment.
 func BenchmarkDeliver(b *testing.B) {
-	n := openNode(b, broker.NodeConfig{Name: "bench", SyncInterval: time.Minute})
+	n := brokertest.Open(b, broker.NodeConfig{Name: "bench", SyncInterval: time.Minute})
 	reg := deliverBenchEvents(b, []*broker.Node{n}, 1)
 	ctx := context.Background()
 	b.ResetTimer()
@@ -54,7 +55,7 @@ func BenchmarkDeliver(b *testing.B) {
 // shows the cost of the round trips of one partition's cycle (deliver,
 // acknowledge, replicate, pull again).
 func BenchmarkDeliverCluster(b *testing.B) {
-	nodes := openCluster(b, 3)
+	nodes := brokertest.Cluster(b, 3, broker.NodeConfig{})
 	reg := deliverBenchEvents(b, nodes, 3)
 	ctx := context.Background()
 	b.ResetTimer()

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )

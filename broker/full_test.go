@@ -8,12 +8,13 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 )
 
 // TestFullStore: when JetStream's store is full, Publish fails with an
 // "unavailable" error that says so, and the node keeps serving.
 func TestFullStore(t *testing.T) {
-	n := openNode(t, broker.NodeConfig{Name: "full", MaxStore: 256 << 10, SyncInterval: 60e9})
+	n := brokertest.Open(t, broker.NodeConfig{Name: "full", MaxStore: 256 << 10, SyncInterval: 60e9})
 	const typ = "org.example.full"
 	ctx := context.Background()
 	if err := n.ApplyRegistry(ctx, testRegistry(typ)); err != nil {

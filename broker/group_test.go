@@ -11,6 +11,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 )
 
 // orderCheck records first deliveries across instances: per key, events
@@ -89,47 +90,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// openClusterConfigs is openCluster with an ack timeout; it also returns
-// the nodes' configurations, so that a test can start a node again.
-func openClusterConfigs(t *testing.T, size int, ackTimeout time.Duration) ([]*broker.Node, []broker.NodeConfig) {
-	t.Helper()
-	routes := make([]string, size)
-	listen := make([]string, size)
-	for i := range routes {
-		port := freePort(t)
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", port)
-		listen[i] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
-	nodes := make([]*broker.Node, size)
-	cfgs := make([]broker.NodeConfig, size)
-	for i := range nodes {
-		cfgs[i] = broker.NodeConfig{Name: fmt.Sprintf("grp%d", i+1), ClusterName: "group-test", StoreDir: t.TempDir(),
-			ClusterListen: listen[i], Routes: routes, SyncInterval: time.Minute, AckTimeout: ackTimeout}
-		nodes[i] = broker.NewNode(cfgs[i])
-		t.Cleanup(func() { nodes[i].Close() })
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	errs := make(chan error, size)
-	for _, n := range nodes {
-		go func() { errs <- n.Open(ctx) }()
-	}
-	for range nodes {
-		if err := <-errs; err != nil {
-			t.Fatalf("open cluster: %v", err)
-		}
-	}
-	for _, n := range nodes {
-		for n.Ready() != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("node not ready: %v", n.Ready())
-			}
-			time.Sleep(50 * time.Millisecond) // polling a condition
-		}
-	}
-	return nodes, cfgs
-}
-
 // groupCluster opens a 3-node cluster with ackTimeout and applies the
 // registry of the group tests: type consumeType, producer "prod" and
 // consumer "c".
@@ -143,7 +103,8 @@ func groupCluster(t *testing.T, ackTimeout time.Duration) ([]*broker.Node, *brok
 // configurations, so that a test can start a node again.
 func groupClusterConfigs(t *testing.T, ackTimeout time.Duration) ([]*broker.Node, []broker.NodeConfig, *broker.Registry) {
 	t.Helper()
-	nodes, cfgs := openClusterConfigs(t, 3, ackTimeout)
+	cfgs := brokertest.Configs(t, 3, broker.NodeConfig{AckTimeout: ackTimeout})
+	nodes := brokertest.OpenAll(t, cfgs)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	reg := broker.NewRegistry([]broker.EventType{{Name: consumeType, Schema: []byte(`true`)}}, []broker.Client{

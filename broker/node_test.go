@@ -4,106 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
-	"net"
-	"os"
 	"slices"
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// nextPort hands out ports in turn from a random start, so that no two
-// calls in this test process return the same port.
-var nextPort = func() *atomic.Int32 {
-	var p atomic.Int32
-	p.Store(int32(20000 + rand.IntN(10000)))
-	return &p
-}()
-
-// freeAddr returns 127.0.0.1:port with a port that is free now, below
-// the kernel's ephemeral range (32768 and up on Linux): a port of that range,
-// once released, may be taken at any moment as the local port of some
-// outgoing connection, and then the node that was to listen on it cannot.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000")
-	return ""
-}
-
-// freePort is the port of freeAddr.
-func freePort(t testing.TB) int {
-	t.Helper()
-	_, p, _ := net.SplitHostPort(freeAddr(t))
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
-func openNode(t testing.TB, cfg broker.NodeConfig) *broker.Node {
-	t.Helper()
-	if cfg.StoreDir == "" {
-		cfg.StoreDir = t.TempDir()
-	}
-	if cfg.Logger == nil && os.Getenv("MEVENTS_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	n := broker.NewNode(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.Open(ctx); err != nil {
-		t.Fatalf("open node %s: %v", cfg.Name, err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
-
-// openCluster starts size nodes in this process, routed to each other, and
-// waits until all of them have a meta leader.
-func openCluster(t testing.TB, size int) []*broker.Node {
-	t.Helper()
-	ports := make([]int, size)
-	routes := make([]string, size)
-	for i := range ports {
-		ports[i] = freePort(t)
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i])
-	}
-	nodes := make([]*broker.Node, size)
-	errs := make(chan error, size)
-	for i := range nodes {
-		nodes[i] = broker.NewNode(broker.NodeConfig{
-			Name: fmt.Sprintf("n%d", i+1), StoreDir: t.TempDir(),
-			ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes,
-			SyncInterval: time.Minute, // fsync per write adds nothing to what these tests check
-		})
-		t.Cleanup(func() { nodes[i].Close() })
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for _, n := range nodes {
-		go func() { errs <- n.Open(ctx) }()
-	}
-	for range nodes {
-		if err := <-errs; err != nil {
-			t.Fatalf("open cluster: %v", err)
-		}
-	}
-	return nodes
-}
 
 func testRegistry(types ...string) *broker.Registry {
 	var ts []broker.EventType
@@ -197,7 +108,7 @@ func operatorNode(t *testing.T) (*broker.Node, *config.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := openNode(t, broker.NodeConfig{
+	n := brokertest.Open(t, broker.NodeConfig{
 		Name: "n1", OperatorListen: "127.0.0.1:0",
 		OperatorTLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Operators:   []broker.Operator{{User: "ops", Password: "s3cret"}},
@@ -346,7 +257,7 @@ func TestOperatorPort(t *testing.T) {
 }
 
 func TestClusterSurvivesLeaderLoss(t *testing.T) {
-	nodes := openCluster(t, 3)
+	nodes := brokertest.Cluster(t, 3, broker.NodeConfig{})
 	ctx := context.Background()
 	const typ = "org.example.order.changed"
 	reg := broker.NewRegistry([]broker.EventType{{Name: typ, Schema: []byte(`true`), Replicas: 3}}, nil)

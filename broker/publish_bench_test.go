@@ -8,6 +8,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 )
 
 // BenchmarkPublish measures storing batches of 100 events of ~1 KiB on a
@@ -19,7 +20,7 @@ func BenchmarkPublish(b *testing.B) {
 			if sync == "interval" {
 				cfg.SyncInterval = 2 * 60e9
 			}
-			n := openNode(b, cfg)
+			n := brokertest.Open(b, cfg)
 			const typ = "org.example.bench"
 			if err := n.ApplyRegistry(context.Background(), testRegistry(typ)); err != nil {
 				b.Fatal(err)

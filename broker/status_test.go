@@ -12,6 +12,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -20,7 +21,7 @@ import (
 // TestMaintenanceAcrossCluster: a change made on one node reaches the
 // watches of all three.
 func TestMaintenanceAcrossCluster(t *testing.T) {
-	nodes := openCluster(t, 3)
+	nodes := brokertest.Cluster(t, 3, broker.NodeConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var mu sync.Mutex

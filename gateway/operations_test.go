@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mevents/mevents/broker"
-	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -74,13 +71,8 @@ func newOpsEnv(t *testing.T) *opsEnv {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(e.node.Collector())
 	logs := &syncBuffer{}
-	api := gateway.New(gateway.Config{Listen: "127.0.0.1:0", TLS: filesOf(t, e), Metrics: gateway.NewMetrics(metrics),
-		Logger: slog.New(slog.NewJSONHandler(logs, nil))}, e.node)
-	api.SetCatalog(cat)
-	if err := api.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { api.Close(context.Background()) })
+	api := e.pki.Serve(t, e.node, gateway.Config{TLS: e.pki.ServerFiles(t, "api2"), Metrics: gateway.NewMetrics(metrics),
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	ops := gateway.NewOps("127.0.0.1:0", e.node, nil)
 	ops.ServeMetrics(metrics)
 	if err := ops.Open(ctx); err != nil {
@@ -93,24 +85,6 @@ func newOpsEnv(t *testing.T) *opsEnv {
 	e2 := *e
 	e2.url, e2.api = "https://"+api.Addr(), api
 	return &opsEnv{env: &e2, api2: e.api, ops: ops, log: logs}
-}
-
-// filesOf writes a server certificate of e's CA and the CA for a second
-// API server.
-func filesOf(t *testing.T, e *env) gateway.TLSFiles {
-	t.Helper()
-	dir := t.TempDir()
-	certPEM, keyPEM, err := e.ca.Issue(config.IssueOptions{Name: "api2", Hosts: []string{"127.0.0.1", "localhost"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := gateway.TLSFiles{Cert: filepath.Join(dir, "api.pem"), Key: filepath.Join(dir, "api-key.pem"), ClientCA: filepath.Join(dir, "ca.pem")}
-	for name, data := range map[string][]byte{f.Cert: certPEM, f.Key: keyPEM, f.ClientCA: e.ca.CertPEM} {
-		if err := os.WriteFile(name, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
 }
 
 // do sends a request and returns the answer.

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,8 +15,10 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -45,7 +45,8 @@ type env struct {
 	t    testing.TB
 	node *broker.Node
 	api  *gateway.Server
-	ca   *config.CA
+	pki  *gatewaytest.PKI
+	ca   *config.CA // pki.CA
 	url  string
 	// js inspects the streams through the operator port, as an operator would.
 	js jetstream.JetStream
@@ -58,37 +59,14 @@ func newEnv(t *testing.T) *env { return newEnvTB(t) }
 // newEnvTB is newEnv for tests and benchmarks.
 func newEnvTB(t testing.TB) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := config.NewCA()
+	pki := gatewaytest.NewPKI(t)
+	opsCert, err := pki.CA.IssueTLS(config.IssueOptions{Name: "nats", Hosts: []string{"127.0.0.1"}, Server: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.Issue(config.IssueOptions{Name: "api", Hosts: []string{"127.0.0.1", "localhost"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	files := gateway.TLSFiles{Cert: write("api.pem", certPEM), Key: write("api-key.pem", keyPEM), ClientCA: write("ca.pem", ca.CertPEM)}
-
-	opsCert, err := ca.IssueTLS(config.IssueOptions{Name: "nats", Hosts: []string{"127.0.0.1"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := broker.NewNode(broker.NodeConfig{Name: "n1", StoreDir: filepath.Join(dir, "js"), SyncInterval: time.Minute,
+	node := brokertest.Open(t, broker.NodeConfig{Name: "n1", SyncInterval: time.Minute,
 		OperatorListen: "127.0.0.1:0", Operators: []broker.Operator{{User: "ops", Password: "pw"}},
 		OperatorTLS: &tls.Config{Certificates: []tls.Certificate{opsCert}, MinVersion: tls.VersionTLS12}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := node.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
 	reg := broker.NewRegistry([]broker.EventType{
 		{Name: personType, Schema: []byte(personSchema), Replicas: 1, MaxEventSize: broker.MaxRequestSize},
 		{Name: orderType, Schema: []byte(`{"type":"object"}`), Replicas: 1, MaxEventSize: broker.MaxRequestSize},
@@ -98,21 +76,14 @@ func newEnvTB(t testing.TB) *env {
 		{ID: "consumer", Certificate: broker.CertificateMatch{Subject: "CN=consumer"}, Consume: []string{personType}},
 		{ID: "off", Certificate: broker.CertificateMatch{Subject: "CN=off"}, Produce: []string{personType}, Disabled: true},
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if err := node.ApplyRegistry(ctx, reg); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := gateway.NewCatalog(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := gateway.New(gateway.Config{Listen: "127.0.0.1:0", TLS: files}, node)
-	api.SetCatalog(cat)
-	if err := api.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { api.Close(context.Background()) })
+	api := pki.Serve(t, node, gateway.Config{})
 	nc, err := nats.Connect("tls://"+node.OperatorAddr(), nats.UserInfo("ops", "pw"),
-		nats.Secure(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}))
+		nats.Secure(&tls.Config{RootCAs: pki.CA.Pool(), MinVersion: tls.VersionTLS12}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +92,7 @@ func newEnvTB(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, node: node, api: api, ca: ca, url: "https://" + api.Addr(), js: js, files: files}
+	return &env{t: t, node: node, api: api, pki: pki, ca: pki.CA, url: "https://" + api.Addr(), js: js, files: pki.Files}
 }
 
 // client returns an HTTP client presenting a certificate for name issued by
@@ -129,22 +100,15 @@ func newEnvTB(t testing.TB) *env {
 func (e *env) client(name string, ca *config.CA, http2 bool) *http.Client {
 	e.t.Helper()
 	if ca == nil {
-		ca = e.ca
+		return e.pki.Client(e.t, name, http2)
 	}
-	cfg := &tls.Config{RootCAs: e.ca.Pool(), MinVersion: tls.VersionTLS12}
-	if name != "" {
-		cert, err := ca.IssueTLS(config.IssueOptions{Name: name, Client: true})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	c := e.pki.Client(e.t, "", http2)
+	cert, err := ca.IssueTLS(config.IssueOptions{Name: name, Client: true})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: http2}
-	if !http2 {
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	}
-	e.t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	c.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{cert}
+	return c
 }
 
 type response struct {

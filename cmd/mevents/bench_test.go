@@ -13,6 +13,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -59,7 +60,7 @@ func TestBench(t *testing.T) {
 	defer cancel()
 	// An ops listener that does not answer is reported before anything runs.
 	bad := c
-	bad.Ops = []string{"http://" + freeAddr(t)}
+	bad.Ops = []string{"http://" + brokertest.FreeAddr(t)}
 	if _, err := bench(ctx, bad); err == nil || !strings.Contains(err.Error(), "--ops: "+bad.Ops[0]) {
 		t.Fatalf("bench with an unreachable ops listener: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"gopkg.in/yaml.v3"
 )
@@ -208,7 +209,7 @@ func TestFaultsProcesses(t *testing.T) {
 	var nodes []*faultNode
 	var apis []string
 	for _, cfg := range cfgs {
-		cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = freeAddr(t), freeAddr(t), freeAddr(t)
+		cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = brokertest.FreeAddr(t), brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 		cfg.JetStream.Sync = config.SyncAlways // the product's default: kill -9 must lose nothing
 		data, err := yaml.Marshal(cfg)
 		if err != nil {

@@ -9,19 +9,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,31 +168,6 @@ func TestDev(t *testing.T) {
 	_ = m
 }
 
-// nextPort hands out ports in turn from a random start, so that no two
-// calls in this test process return the same port.
-var nextPort = func() *atomic.Int32 {
-	var p atomic.Int32
-	p.Store(int32(20000 + rand.IntN(10000)))
-	return &p
-}()
-
-// freeAddr returns 127.0.0.1:port with a port that is free now, below
-// the kernel's ephemeral range (32768 and up on Linux): a port of that range,
-// once released, may be taken at any moment as the local port of some
-// outgoing connection, and then the node that was to listen on it cannot.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000")
-	return ""
-}
-
 // clusterConfigs writes a PKI and a registry into dir and returns the
 // configurations of size nodes routed to each other over mutual TLS.
 func clusterConfigs(t *testing.T, dir string, size int) []*config.Node {
@@ -224,7 +197,7 @@ clients:
 	routes := make([]string, size)
 	listens := make([]string, size)
 	for i := range routes {
-		listens[i] = freeAddr(t)
+		listens[i] = brokertest.FreeAddr(t)
 		routes[i] = "nats-route://" + listens[i]
 	}
 	cfgs := make([]*config.Node, size)
