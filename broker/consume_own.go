@@ -30,6 +30,15 @@ const (
 	// lazyCommit is how long a cursor change that nobody waits for (a
 	// delivery) may wait for its write, so that deliveries cost few writes.
 	lazyCommit = 200 * time.Millisecond
+	// commitGap is the least time between the starts of two commit rounds
+	// of an instance that has deliveries out: settlements that come
+	// meanwhile share the next round's writes. Every cursor write is a
+	// replicated, fsynced write of its own, so under load the rounds, not
+	// the events, make the cursor store's cost. Credit comes back when a
+	// settlement is applied, not when it is stored, so the gap slows no
+	// delivery; an instance with nothing out (its consumer waits for its
+	// settlements, one at a time) commits at once.
+	commitGap = 50 * time.Millisecond
 	// commitTimeout bounds one commit round.
 	commitTimeout = 10 * time.Second
 )
@@ -230,10 +239,11 @@ func (s *Subscription) dropPartLocked(p *part) {
 	signal(s.wake)
 }
 
-// commitLoop writes changed cursors: at once when a settlement waits for
-// it, within lazyCommit otherwise.
+// commitLoop writes changed cursors: as soon as commitGap allows when a
+// settlement waits for it, within lazyCommit otherwise.
 func (s *Subscription) commitLoop() {
 	defer s.wg.Done()
+	var last time.Time // the start of the last round
 	for {
 		select {
 		case <-s.commitKick:
@@ -258,6 +268,14 @@ func (s *Subscription) commitLoop() {
 				}
 			}
 		}
+		if gap := commitGap - time.Since(last); gap > 0 && s.busy() {
+			select {
+			case <-time.After(gap):
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		last = time.Now()
 		if !s.commitRound(s.ctx) {
 			select { // the store did not answer: try again shortly
 			case <-time.After(200 * time.Millisecond):
@@ -267,6 +285,13 @@ func (s *Subscription) commitLoop() {
 			}
 		}
 	}
+}
+
+// busy says whether the instance has deliveries out.
+func (s *Subscription) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outN > 0
 }
 
 // urgent says whether a settlement or a release waits for a write.
