@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -19,8 +20,9 @@ import (
 // is no Raft group: it costs the cluster no heartbeats, and an instance
 // that owns nothing has none. When the partitions it owns change, or the
 // consumer is lost (its node went away: missed heartbeats, or a gap in its
-// delivery numbers), the reader makes a new one from the positions the
-// partitions have reached; each partition ignores what it has read.
+// delivery numbers) or holds events back (stalled), the reader makes a new
+// one from the positions the partitions have reached; each partition
+// ignores what it has read.
 //
 //	name         mevents_r_<member id>_<n>
 //	filters      ev.<type>.<p>, evtest.<client>.<type>.<p>, evredo.<client>.<group>.<type>.<p> per owned p
@@ -35,6 +37,13 @@ const (
 	// restartGather is how long a reader that must start again waits for
 	// more partitions to come or go.
 	restartGather = 25 * time.Millisecond
+	// stallCheck is how long a reader that read something within
+	// stallWindow waits for its next event before it asks its consumer
+	// whether events are held up: a pull's accounting can go wrong (a
+	// delivery dropped by a full iterator, whose pull then seems to be
+	// outstanding), and nats.go notices only after two missed heartbeats.
+	stallCheck  = 5 * time.Second
+	stallWindow = time.Minute
 )
 
 // reader is the reader of one type of one instance.
@@ -210,11 +219,19 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 	default:
 	}
 	var last uint64 // the consumer's last delivery number
+	lastAt := time.Now()
 	for {
 		if !r.waitRoom() {
 			return true
 		}
-		m, err := it.Next()
+		m, err := it.Next(jetstream.NextMaxWait(stallCheck))
+		if errors.Is(err, nats.ErrTimeout) {
+			if time.Since(lastAt) < stallWindow && r.stalled(cons, last) {
+				s.n.log.Info("reader stalled: reading again", "consumer", name)
+				return true
+			}
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && s.ctx.Err() == nil {
 				s.n.log.Info("reader interrupted", "consumer", name, "err", err)
@@ -229,9 +246,23 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 			// A delivery lost on its way: read again from the positions.
 			return true
 		}
-		last = meta.Sequence.Consumer
+		last, lastAt = meta.Sequence.Consumer, time.Now()
 		s.ingest(r.typ, m, meta.Sequence.Stream)
 	}
+}
+
+// stalled says whether the reader's consumer holds events back from it:
+// it delivered more than the reader received (deliveries were lost), or has
+// events for it but no pull to send them on. It costs a consumer info
+// request, so only readers that were busy a moment ago ask.
+func (r *reader) stalled(cons jetstream.Consumer, last uint64) bool {
+	ctx, cancel := context.WithTimeout(r.s.ctx, time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return errors.Is(err, jetstream.ErrConsumerNotFound)
+	}
+	return info.Delivered.Consumer > last || info.NumPending > 0
 }
 
 // waitRoom waits while the instance holds too much; false when the reader
