@@ -7,14 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +17,7 @@ import (
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 )
 
 // consumeEnv is a single node with a short ack timeout and the gateway in
@@ -42,116 +38,27 @@ func newConsumeEnv(t *testing.T) *consumeEnv { return newConsumeCluster(t, 1)[0]
 // its gateway; all trust one CA.
 func newConsumeCluster(t *testing.T, size int) []*consumeEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := config.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.Issue(config.IssueOptions{Name: "api", Hosts: []string{"127.0.0.1", "localhost"}, Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	files := gateway.TLSFiles{Cert: write("api.pem", certPEM), Key: write("api-key.pem", keyPEM), ClientCA: write("ca.pem", ca.CertPEM)}
-	replicas := 1
-	var routes, listens []string
-	if size > 1 {
-		replicas = 3
-		for i := 0; i < size; i++ {
-			addr := freeAddr(t)
-			listens = append(listens, addr)
-			routes = append(routes, "nats-route://"+addr)
-		}
-	}
-	reg := broker.NewRegistry([]broker.EventType{
-		{Name: personType, Schema: []byte(personSchema), Replicas: replicas, MaxEventSize: broker.MaxRequestSize},
-		{Name: orderType, Schema: []byte(`{"type":"object"}`), Replicas: replicas, MaxEventSize: broker.MaxRequestSize},
-	}, []broker.Client{
-		{ID: "producer", Certificate: broker.CertificateMatch{Subject: "CN=producer"}, Produce: []string{personType, orderType}},
-		{ID: "consumer", Certificate: broker.CertificateMatch{Subject: "CN=consumer"}, Consume: []string{personType, orderType}, MaxDeliver: 2},
-		{ID: "other", Certificate: broker.CertificateMatch{Subject: "CN=other"}, Consume: []string{personType}},
-		{ID: "patient", Certificate: broker.CertificateMatch{Subject: "CN=patient"}, Consume: []string{orderType}},
-		{ID: "admin", Certificate: broker.CertificateMatch{Subject: "CN=admin"}, Admin: true},
-	})
-	cat, err := gateway.NewCatalog(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	envs := make([]*consumeEnv, size)
-	errs := make(chan error, size)
-	for i := range envs {
-		cfg := broker.NodeConfig{Name: fmt.Sprintf("n%d", i+1), StoreDir: filepath.Join(dir, fmt.Sprintf("js%d", i)),
-			SyncInterval: time.Minute, AckTimeout: consumeAckTimeout}
-		if size > 1 {
-			cfg.ClusterListen, cfg.Routes, cfg.ClusterName = listens[i], routes, "ws-test"
-		}
-		node := broker.NewNode(cfg)
-		t.Cleanup(func() { node.Close() })
-		envs[i] = &consumeEnv{t: t, node: node, ca: ca}
-		go func() { errs <- node.Open(ctx) }()
-	}
-	for range envs {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A loaded machine (the race detector, other packages' clusters) may
-	// take a while to elect leaders: wait until every node is ready.
-	for _, e := range envs {
-		for e.node.Ready() != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("node not ready: %v", e.node.Ready())
-			}
-			time.Sleep(50 * time.Millisecond) // polling a condition
-		}
-	}
-	for _, e := range envs {
-		if err := e.node.ApplyRegistry(ctx, reg); err != nil {
-			t.Fatal(err)
-		}
-		api := gateway.New(gateway.Config{Listen: "127.0.0.1:0", TLS: files}, e.node)
-		api.SetCatalog(cat)
-		if err := api.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { api.Close(context.Background()) })
-		e.api, e.url = api, "https://"+api.Addr()
+	nodes := gatewaytest.NewCluster(t, gatewaytest.Options{Size: size, AckTimeout: consumeAckTimeout,
+		EventTypes: []broker.EventType{
+			{Name: personType, Schema: []byte(personSchema)},
+			{Name: orderType, Schema: []byte(`{"type":"object"}`)},
+		},
+		Clients: []broker.Client{
+			{ID: "producer", Certificate: broker.CertificateMatch{Subject: "CN=producer"}, Produce: []string{personType, orderType}},
+			{ID: "consumer", Certificate: broker.CertificateMatch{Subject: "CN=consumer"}, Consume: []string{personType, orderType}, MaxDeliver: 2},
+			{ID: "other", Certificate: broker.CertificateMatch{Subject: "CN=other"}, Consume: []string{personType}},
+			{ID: "patient", Certificate: broker.CertificateMatch{Subject: "CN=patient"}, Consume: []string{orderType}},
+			{ID: "admin", Certificate: broker.CertificateMatch{Subject: "CN=admin"}, Admin: true},
+		}})
+	envs := make([]*consumeEnv, len(nodes))
+	for i, n := range nodes {
+		envs[i] = &consumeEnv{t: t, node: n.Broker, api: n.API, ca: n.CA, url: n.URL}
 	}
 	return envs
 }
 
-// nextPort hands out ports in turn from a random start, so that no two
-// calls in this test process return the same port.
-var nextPort = func() *atomic.Int32 {
-	var p atomic.Int32
-	p.Store(int32(20000 + rand.IntN(10000)))
-	return &p
-}()
-
-// freeAddr returns 127.0.0.1:port with a port that is free now, below
-// the kernel's ephemeral range (32768 and up on Linux): a port of that range,
-// once released, may be taken at any moment as the local port of some
-// outgoing connection, and then the node that was to listen on it cannot.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000")
-	return ""
-}
+// freeAddr returns a free 127.0.0.1 port (see gatewaytest.FreeAddr).
+func freeAddr(t testing.TB) string { return gatewaytest.FreeAddr(t) }
 
 func (e *consumeEnv) tlsConfig(name string) *tls.Config {
 	e.t.Helper()
