@@ -3,6 +3,7 @@ module github.com/mevents/mevents
 go 1.27.0
 
 require (
+	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/getkin/kin-openapi v0.152.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/gorilla/websocket v1.5.0
