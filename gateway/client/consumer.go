@@ -36,6 +36,10 @@ type ConsumerOptions struct {
 	// ReleaseDelay is how long a failed event waits before it is
 	// delivered again; default 5 s.
 	ReleaseDelay time.Duration
+	// NoAck leaves handled events unsettled: they are delivered again
+	// after the ack timeout, and the credit fills up (for looking, not
+	// consuming).
+	NoAck bool
 	// LongPolling consumes with HTTP long polls instead of a WebSocket,
 	// for networks that do not pass WebSockets.
 	LongPolling bool

@@ -39,6 +39,7 @@ type dispatcher struct {
 	ctx          context.Context // the handlers' context
 	s            settler
 	releaseDelay time.Duration
+	noAck        bool
 	// waitLimit bounds how long a key waits for its released event: one
 	// that died meanwhile never comes back.
 	waitLimit time.Duration
@@ -156,7 +157,9 @@ func (d *dispatcher) run(k string, q *keyQueue) {
 		var poison *PoisonError
 		switch {
 		case err == nil:
-			d.s.settle(opAck, e.AckID, 0, "")
+			if !d.noAck {
+				d.s.settle(opAck, e.AckID, 0, "")
+			}
 		case errors.As(err, &poison):
 			d.s.settle(opDead, e.AckID, 0, poison.Reason)
 		default:

@@ -14,6 +14,7 @@ import (
 func (cs *Consumer) poll(ctx, hctx context.Context, h Handler, connected *bool) error {
 	ps := &pollSettler{c: cs.c}
 	d := newDispatcher(hctx, h, ps, cs.o.ReleaseDelay)
+	d.noAck = cs.o.NoAck
 	defer func() {
 		d.stop()
 		ps.wait()

@@ -33,6 +33,7 @@ func (cs *Consumer) websocket(ctx, hctx context.Context, h Handler, connected *b
 	ws := newWSSession(conn, cs.c.log, cs.o.MaxInFlight)
 	defer ws.close()
 	d := newDispatcher(hctx, h, ws, cs.o.ReleaseDelay)
+	d.noAck = cs.o.NoAck
 	readErr := make(chan error, 1)
 	go func() { readErr <- ws.read(d) }()
 	select {
