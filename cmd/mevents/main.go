@@ -22,9 +22,13 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents/gateway"
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "dev") {
+		enableExtendedConnect()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	gin.SetMode(gin.ReleaseMode)
@@ -35,6 +39,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mevents:", err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// enableExtendedConnect starts the process again with
+// GODEBUG=http2xconnect=1 unless it is set: Go's HTTP/2 server offers
+// WebSockets over HTTP/2 (RFC 8441) only with it, and reads it only when
+// the process starts (see gateway.ExtendedConnectEnv). The process is
+// replaced (same pid, arguments, descriptors), so supervisors see no
+// difference. An operator's http2xconnect=0 is kept.
+func enableExtendedConnect() {
+	env, changed := gateway.ExtendedConnectEnv(os.Environ())
+	if !changed {
+		return
+	}
+	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	// Only when exec fails: serve on, without WebSockets over HTTP/2.
+	fmt.Fprintln(os.Stderr, "mevents: WebSockets over HTTP/2 are off: cannot restart with GODEBUG=http2xconnect=1:", err)
 }
 
 const usage = `mevents — event exchange service

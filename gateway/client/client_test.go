@@ -201,6 +201,7 @@ func TestOrderedUnderReleases(t *testing.T) {
 		o     client.ConsumerOptions
 		proto string
 	}{
+		{"websocket-h2", client.ConsumerOptions{}, "HTTP/2.0"},
 		{"websocket-h1", client.ConsumerOptions{HTTP1: true}, "HTTP/1.1"},
 		{"long-polling", client.ConsumerOptions{LongPolling: true, PollWait: time.Second}, "long-polling"},
 	} {
@@ -232,4 +233,15 @@ func TestOrderedUnderReleases(t *testing.T) {
 			}
 		})
 	}
+	// The server saw the WebSocket over HTTP/2 (its access log line is
+	// written when the session ends).
+	waitFor(t, 10*time.Second, "the server's log of the HTTP/2 WebSocket", func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"method":"CONNECT","path":"/v1/subscription/ws","status":200`) &&
+				strings.Contains(line, `"proto":"HTTP/2.0"`) {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -216,9 +217,18 @@ func (ws *wsSession) close() {
 	_ = ws.conn.Close()
 }
 
-// dialWebSocket opens the subscription's WebSocket with the HTTP/1.1
-// upgrade and returns the protocol used.
+// dialWebSocket opens the subscription's WebSocket: over HTTP/2 (RFC
+// 8441) when the server offers it, else with the HTTP/1.1 upgrade. It
+// returns the protocol used.
 func (c *Client) dialWebSocket(ctx context.Context, q url.Values, http1 bool) (*websocket.Conn, string, error) {
+	if !http1 {
+		conn, err := c.dialH2(ctx, q)
+		var apiErr *Error
+		if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
+			return conn, "HTTP/2.0", err
+		}
+		c.log.Debug("no WebSocket over HTTP/2; trying HTTP/1.1", "err", err)
+	}
 	tlsCfg := c.tls.Clone()
 	tlsCfg.NextProtos = []string{"http/1.1"}
 	d := websocket.Dialer{TLSClientConfig: tlsCfg, Subprotocols: []string{subprotocol},

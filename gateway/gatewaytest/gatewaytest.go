@@ -198,7 +198,7 @@ func FreeAddr(t testing.TB) string {
 // Main runs a package's tests with WebSockets over HTTP/2 (RFC 8441)
 // enabled: Go's HTTP/2 server reads GODEBUG=http2xconnect=1 only when the
 // process starts, so the test binary runs itself again with it. Call it
-// from TestMain: func TestMain(m *testing.M) { gatewaytest.Main(m) }.
+// from TestMain: func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }.
 func Main(m *testing.M) int {
 	if env, changed := gateway.ExtendedConnectEnv(os.Environ()); changed {
 		exe, err := os.Executable()
