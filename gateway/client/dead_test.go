@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mevents/mevents/gateway/client"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 )
 
 // TestPoisonDeadRedeliver: a handler's Poison moves the event to the dead
@@ -79,5 +80,20 @@ func TestProduceErrors(t *testing.T) {
 	res, err := newClient(t, n, "consumer").Producer(client.ProducerOptions{}).Publish(ctx, orderEvent("x", "k"))
 	if client.StatusOf(err) != http.StatusForbidden || res.Attempts != 1 {
 		t.Fatalf("consumer producing: %v after %d attempts, want one 403", err, res.Attempts)
+	}
+}
+
+// TestProducerRetriesNetworkErrors: a producer that cannot reach the
+// service tries MaxAttempts times, then reports the network error.
+func TestProducerRetriesNetworkErrors(t *testing.T) {
+	n := startNodes(t, 1, nil)[0]
+	c, err := client.New(client.Config{URL: "https://" + gatewaytest.FreeAddr(t), TLS: n.TLSConfig("producer")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Producer(client.ProducerOptions{MaxAttempts: 3, MinBackoff: time.Millisecond}).Publish(context.Background(), orderEvent("net-1", "k"))
+	if err == nil || client.StatusOf(err) != 0 || res.Attempts != 3 {
+		t.Fatalf("publish to nothing: %v after %d attempts, want a network error after 3", err, res.Attempts)
 	}
 }
