@@ -43,6 +43,11 @@ func TestOpenAPI(t *testing.T) {
 		routed[rt.Method+" "+ginParam.ReplaceAllString(rt.Path, "{$1}")] = true
 	}
 	for _, op := range sorted(routed) {
+		// OpenAPI 3.0 has no CONNECT operation: the RFC 8441 CONNECT of a
+		// WebSocket is described with the GET of its path.
+		if path, ok := strings.CutPrefix(op, http.MethodConnect+" "); ok && documented[http.MethodGet+" "+path] {
+			continue
+		}
 		if !documented[op] {
 			t.Errorf("%s is routed but not in the OpenAPI document", op)
 		}

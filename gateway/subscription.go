@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ func (s *Server) begin() bool {
 // subscriptionRoutes registers /v1/subscription/….
 func (s *Server) subscriptionRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/subscription/ws", s.getWebSocket)
+	v1.Handle(http.MethodConnect, "/subscription/ws", s.getWebSocket) // RFC 8441
 	v1.GET("/subscription/events", s.getEvents)
 	v1.POST("/subscription/ack", s.postSettle(broker.SettleAck))
 	v1.POST("/subscription/release", s.postSettle(broker.SettleRelease))

@@ -15,7 +15,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mevents/mevents/broker"
-	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
 	"github.com/mevents/mevents/gateway/gatewaytest"
@@ -40,39 +39,21 @@ func newConsumeEnv(t *testing.T) *consumeEnv { return newConsumeCluster(t, 1)[0]
 // its gateway; all trust one CA.
 func newConsumeCluster(t *testing.T, size int) []*consumeEnv {
 	t.Helper()
-	pki := gatewaytest.NewPKI(t)
-	replicas := 1
-	if size > 1 {
-		replicas = 3
-	}
-	reg := broker.NewRegistry([]broker.EventType{
-		{Name: personType, Schema: []byte(personSchema), Replicas: replicas, MaxEventSize: broker.MaxRequestSize},
-		{Name: orderType, Schema: []byte(`{"type":"object"}`), Replicas: replicas, MaxEventSize: broker.MaxRequestSize},
-	}, []broker.Client{
-		{ID: "producer", Certificate: broker.CertificateMatch{Subject: "CN=producer"}, Produce: []string{personType, orderType}},
-		{ID: "consumer", Certificate: broker.CertificateMatch{Subject: "CN=consumer"}, Consume: []string{personType, orderType}, MaxDeliver: 2},
-		{ID: "other", Certificate: broker.CertificateMatch{Subject: "CN=other"}, Consume: []string{personType}},
-		{ID: "patient", Certificate: broker.CertificateMatch{Subject: "CN=patient"}, Consume: []string{orderType}},
-		{ID: "admin", Certificate: broker.CertificateMatch{Subject: "CN=admin"}, Admin: true},
-	})
-	base := broker.NodeConfig{SyncInterval: time.Minute, AckTimeout: consumeAckTimeout}
-	var nodes []*broker.Node
-	if size > 1 {
-		base.ClusterName = "ws-test"
-		nodes = brokertest.Cluster(t, size, base)
-	} else {
-		base.Name = "n1"
-		nodes = []*broker.Node{brokertest.Open(t, base)}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	envs := make([]*consumeEnv, size)
-	for i, node := range nodes {
-		if err := node.ApplyRegistry(ctx, reg); err != nil {
-			t.Fatal(err)
-		}
-		api := pki.Serve(t, node, gateway.Config{})
-		envs[i] = &consumeEnv{t: t, node: node, api: api, pki: pki, ca: pki.CA, url: "https://" + api.Addr()}
+	nodes := gatewaytest.NewCluster(t, gatewaytest.Options{Size: size, AckTimeout: consumeAckTimeout,
+		EventTypes: []broker.EventType{
+			{Name: personType, Schema: []byte(personSchema)},
+			{Name: orderType, Schema: []byte(`{"type":"object"}`)},
+		},
+		Clients: []broker.Client{
+			{ID: "producer", Certificate: broker.CertificateMatch{Subject: "CN=producer"}, Produce: []string{personType, orderType}},
+			{ID: "consumer", Certificate: broker.CertificateMatch{Subject: "CN=consumer"}, Consume: []string{personType, orderType}, MaxDeliver: 2},
+			{ID: "other", Certificate: broker.CertificateMatch{Subject: "CN=other"}, Consume: []string{personType}},
+			{ID: "patient", Certificate: broker.CertificateMatch{Subject: "CN=patient"}, Consume: []string{orderType}},
+			{ID: "admin", Certificate: broker.CertificateMatch{Subject: "CN=admin"}, Admin: true},
+		}})
+	envs := make([]*consumeEnv, len(nodes))
+	for i, n := range nodes {
+		envs[i] = &consumeEnv{t: t, node: n.Broker, api: n.API, pki: n.PKI, ca: n.CA, url: n.URL}
 	}
 	return envs
 }

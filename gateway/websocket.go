@@ -113,15 +113,18 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
-// getWebSocket handles GET /v1/subscription/ws?group=&types=&maxInFlight=&start=.
+// getWebSocket handles GET /v1/subscription/ws?group=&types=&maxInFlight=&start=
+// (HTTP/1.1 upgrade), and CONNECT of the same with :protocol websocket
+// (HTTP/2, RFC 8441: see websocket_h2.go).
 func (s *Server) getWebSocket(c *gin.Context) {
 	o, err := subscribeOptions(c, "maxInFlight", broker.DefaultMaxInFlight)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if !websocket.IsWebSocketUpgrade(c.Request) {
-		s.fail(c, mevents.Errorf(mevents.CodeInvalid, "this endpoint expects a WebSocket upgrade (HTTP/1.1, subprotocol %s)", wsSubprotocol))
+	h2 := isH2WebSocket(c.Request)
+	if !h2 && !websocket.IsWebSocketUpgrade(c.Request) {
+		s.fail(c, mevents.Errorf(mevents.CodeInvalid, "this endpoint expects a WebSocket: an HTTP/1.1 upgrade or an HTTP/2 CONNECT with :protocol websocket (subprotocol %s)", wsSubprotocol))
 		return
 	}
 	if !sameOrigin(c.Request) {
@@ -143,7 +146,14 @@ func (s *Server) getWebSocket(c *gin.Context) {
 	conn.ctx, conn.cancel = context.WithCancel(s.consume.ctx)
 	s.Metrics().SessionOpened(conn.client)
 	defer s.Metrics().SessionClosed(conn.client)
-	err = s.consume.ws.HandleRequestWithKeys(c.Writer, c.Request, map[string]any{keyWSConn: conn})
+	var w http.ResponseWriter = c.Writer
+	r := c.Request
+	if h2 {
+		hj, r2 := h2Upgrade(c.Writer, c.Request)
+		defer hj.stream.Close() // before the handler returns (see h2Stream)
+		w, r = hj, r2
+	}
+	err = s.consume.ws.HandleRequestWithKeys(w, r, map[string]any{keyWSConn: conn})
 	// The session has ended: stop the pump, then release what is unsettled.
 	conn.cancel()
 	conn.wg.Wait()

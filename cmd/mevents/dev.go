@@ -135,6 +135,25 @@ Readiness:
   curl http://%[2]s/readyz
 `, api, m.Ops.Addr(), tlsFlags, p("examples/person-registered.json"), p("examples/batch.json"),
 		p("examples/process-order-status.data.json"), p("examples/person-registered-invalid.json"))
+	// The mevents commands default to this system when it runs from
+	// .mevents-dev on 8443; otherwise they name it.
+	var pflags, cflags string
+	if dir != ".mevents-dev" || api != "localhost:8443" {
+		pflags = fmt.Sprintf(" --api https://%s --ca %s --cert %s --key %s", api, p("pki/ca.pem"), p("pki/demo-producer.pem"), p("pki/demo-producer-key.pem"))
+		cflags = fmt.Sprintf(" --api https://%s --ca %s --cert %s --key %s", api, p("pki/ca.pem"), p("pki/demo-consumer.pem"), p("pki/demo-consumer-key.pem"))
+	}
+	ctls := fmt.Sprintf("--cacert %s --cert %s --key %s", p("pki/ca.pem"), p("pki/demo-consumer.pem"), p("pki/demo-consumer-key.pem"))
+	fmt.Fprintf(w, `
+Produce with the mevents client (go install ./cmd/mevents; see produce -h):
+  mevents produce%[1]s --type md.gov.person.registered --source /md/gov/civil-registry --id person-2004012345678 --partitionkey 2004012345678 --data @%[2]s
+
+Consume as demo-consumer: print the events as JSON lines and acknowledge them (without --max, until Ctrl-C):
+  mevents consume%[3]s --max 1
+
+Or long-poll, then acknowledge with the ackid of an event of the answer:
+  curl %[4]s 'https://%[5]s/v1/subscription/events?group=curl&max=10&wait=5s'
+  curl %[4]s -H 'Content-Type: application/json' -d '{"ackIds":["ACKID"]}' https://%[5]s/v1/subscription/ack
+`, pflags, p("examples/person-registered.data.json"), cflags, ctls, api)
 	if op := m.Node.OperatorAddr(); op != "" && len(m.Config.NATS.Operators) > 0 {
 		o := m.Config.NATS.Operators[0]
 		fmt.Fprintf(w, `

@@ -92,7 +92,14 @@ func startMain(t *testing.T, cfg *config.Node, ready func(*Main)) (*Main, error)
 // serves it on free ports until the test ends.
 func runDevSystem(t *testing.T) (*Main, string) {
 	t.Helper()
-	dir := t.TempDir()
+	return runDevSystemIn(t, "")
+}
+
+// runDevSystemIn is runDevSystem in a directory named name ("" for the
+// temporary directory itself) of a new temporary directory.
+func runDevSystemIn(t *testing.T, name string) (*Main, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
 	if _, err := writeDevSystem(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +151,14 @@ func TestDev(t *testing.T) {
 	if len(commands) < 4 {
 		t.Fatalf("printed %d curl commands:\n%s", len(commands), help.String())
 	}
+	ackID := ""
 	for _, c := range commands {
+		if strings.Contains(c, "ACKID") {
+			if ackID == "" {
+				t.Fatalf("no ackid to acknowledge with before %s", c)
+			}
+			c = strings.ReplaceAll(c, "ACKID", ackID)
+		}
 		out, err := exec.Command("bash", "-c", c+" -sS -w '\n%{http_code}'").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", c, err, out)
@@ -153,7 +167,7 @@ func TestDev(t *testing.T) {
 		code := lines[len(lines)-1]
 		want := "202"
 		switch {
-		case strings.Contains(c, "readyz"):
+		case strings.Contains(c, "readyz"), strings.Contains(c, "/v1/subscription/"):
 			want = "200"
 		case strings.Contains(c, "invalid"):
 			want = "400"
@@ -161,6 +175,33 @@ func TestDev(t *testing.T) {
 		if code != want {
 			t.Fatalf("%s\nanswered %s, want %s:\n%s", c, code, want, out)
 		}
+		switch {
+		case strings.Contains(c, "/v1/subscription/events"):
+			var evs []struct{ AckID string }
+			if err := json.Unmarshal([]byte(strings.Join(lines[:len(lines)-1], "\n")), &evs); err != nil || len(evs) == 0 {
+				t.Fatalf("%s: %v\n%s", c, err, out)
+			}
+			ackID = evs[0].AckID
+		case strings.Contains(c, "/v1/subscription/ack") && !strings.Contains(string(out), `"succeeded":["`+ackID+`"]`):
+			t.Fatalf("%s did not acknowledge:\n%s", c, out)
+		}
+	}
+	// The mevents commands it prints work as printed, in the order printed.
+	env := meventsOnPath(t, "https://"+m.API.Addr())
+	ran := 0
+	for _, line := range strings.Split(help.String(), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "mevents produce") && !strings.HasPrefix(line, "mevents consume") {
+			continue
+		}
+		out := shell(t, dir, env, line, 0)
+		if strings.HasPrefix(line, "mevents consume") && !strings.Contains(out, `"ackid"`) {
+			t.Fatalf("%s printed %q, want an event", line, out)
+		}
+		ran++
+	}
+	if ran < 2 {
+		t.Fatalf("printed %d mevents commands:\n%s", ran, help.String())
 	}
 	if !strings.Contains(help.String(), "nats context save") {
 		t.Fatalf("no nats CLI line in:\n%s", help.String())

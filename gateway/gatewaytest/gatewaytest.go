@@ -1,20 +1,24 @@
 // Package gatewaytest serves the mevents API for tests, in the spirit of
 // net/http/httptest: a certificate authority made for the test, the API
 // over mutual TLS on a free loopback port in front of a node (see
-// broker/brokertest), and HTTP clients that present certificates of that
-// authority.
+// broker/brokertest), HTTP clients that present certificates of that
+// authority, and whole clusters of nodes with their APIs (NewCluster).
 package gatewaytest
 
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway"
 )
@@ -109,4 +113,116 @@ func (p *PKI) Serve(t testing.TB, node *broker.Node, cfg gateway.Config) *gatewa
 	}
 	t.Cleanup(func() { api.Close(context.Background()) })
 	return api
+}
+
+// Options configures NewCluster.
+type Options struct {
+	// Size is the number of nodes; 0 means 1. Several nodes form a cluster.
+	Size int
+	// EventTypes and Clients are the registry. An event type's Replicas of
+	// 0 becomes 1 on one node and 3 on a cluster; its MaxEventSize of 0
+	// the request limit.
+	EventTypes []broker.EventType
+	Clients    []broker.Client
+	// AckTimeout is the nodes' ack timeout; 0 keeps the broker's default.
+	AckTimeout time.Duration
+	// Logger receives the gateways' logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Node is one running node and its gateway.
+type Node struct {
+	Broker *broker.Node
+	API    *gateway.Server
+	// PKI made the API's certificate; its CA is the client CA.
+	PKI *PKI
+	CA  *config.CA // PKI.CA
+	// URL is the API's base URL, https://127.0.0.1:port.
+	URL string
+	t   testing.TB
+}
+
+// NewCluster starts the nodes (see brokertest.Cluster) with the registry
+// of o and an API in front of each; all trust one CA. They stop when the
+// test ends.
+func NewCluster(t testing.TB, o Options) []*Node {
+	t.Helper()
+	size := max(o.Size, 1)
+	replicas := 1
+	if size > 1 {
+		replicas = 3
+	}
+	types := make([]broker.EventType, len(o.EventTypes))
+	for i, et := range o.EventTypes {
+		if et.Replicas == 0 {
+			et.Replicas = replicas
+		}
+		if et.MaxEventSize == 0 {
+			et.MaxEventSize = broker.MaxRequestSize
+		}
+		types[i] = et
+	}
+	reg := broker.NewRegistry(types, o.Clients)
+	base := broker.NodeConfig{SyncInterval: time.Minute, AckTimeout: o.AckTimeout}
+	var brokers []*broker.Node
+	if size > 1 {
+		base.ClusterName = "gatewaytest"
+		brokers = brokertest.Cluster(t, size, base)
+	} else {
+		base.Name = "n1"
+		brokers = []*broker.Node{brokertest.Open(t, base)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	pki := NewPKI(t)
+	nodes := make([]*Node, size)
+	for i, b := range brokers {
+		if err := b.ApplyRegistry(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+		api := pki.Serve(t, b, gateway.Config{Logger: o.Logger})
+		nodes[i] = &Node{Broker: b, API: api, PKI: pki, CA: pki.CA, URL: "https://" + api.Addr(), t: t}
+	}
+	return nodes
+}
+
+// TLSConfig returns a client TLS configuration that trusts the API and
+// presents a new certificate with subject CN=name.
+func (n *Node) TLSConfig(name string) *tls.Config {
+	n.t.Helper()
+	return n.PKI.ClientTLS(n.t, name)
+}
+
+// ClientFiles writes a new certificate for CN=name, its key and the CA
+// certificate as PEM files, for clients that read files.
+func (n *Node) ClientFiles(name string) (certFile, keyFile, caFile string) {
+	n.t.Helper()
+	certPEM, keyPEM, err := n.CA.Issue(config.IssueOptions{Name: name, Client: true})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	d := n.t.TempDir()
+	certFile, keyFile, caFile = filepath.Join(d, name+".pem"), filepath.Join(d, name+"-key.pem"), filepath.Join(d, "ca.pem")
+	for f, data := range map[string][]byte{certFile: certPEM, keyFile: keyPEM, caFile: n.CA.CertPEM} {
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			n.t.Fatal(err)
+		}
+	}
+	return certFile, keyFile, caFile
+}
+
+// Main runs a package's tests with WebSockets over HTTP/2 (RFC 8441)
+// enabled: Go's HTTP/2 server reads GODEBUG=http2xconnect=1 only when the
+// process starts, so the test binary runs itself again with it. Call it
+// from TestMain: func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }.
+func Main(m *testing.M) int {
+	if env, changed := gateway.ExtendedConnectEnv(os.Environ()); changed {
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, env)
+		}
+		fmt.Fprintln(os.Stderr, "gatewaytest: run again with GODEBUG=http2xconnect=1:", err)
+		return 2
+	}
+	return m.Run()
 }
