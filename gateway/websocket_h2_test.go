@@ -50,7 +50,7 @@ func TestBrowserWebSocketOverHTTP2(t *testing.T) {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	e := &consumeEnv{t: t, node: n.Broker, api: n.API, ca: n.CA, url: n.URL}
+	e := &consumeEnv{t: t, node: n.Broker, api: n.API, pki: n.PKI, ca: n.CA, url: n.URL}
 	e.produce(order("b1", "k"), order("b2", "k"), order("b3", "k"))
 	cert, key, _ := n.ClientFiles("consumer")
 	out := b.Run(t, browsertest.Page{URL: n.URL + "/v1/whoami", Origin: n.URL, CertFile: cert, KeyFile: key, Script: `
