@@ -96,9 +96,11 @@ type Node struct {
 	polls  polls      // the instances that serve long polls (poll.go)
 	// bgCtx ends when the node starts closing; bg counts the background
 	// work it stops (upgrade.go).
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	bg sync.WaitGroup
+	// peerMissing: a peer this node had routes to has none now (peers.go).
+	peerMissing atomic.Bool
+	bgCtx       context.Context
+	bgCancel    context.CancelFunc
 }
 
 // NewNode returns a node that is not started yet: Open starts it.
@@ -161,6 +163,13 @@ func (n *Node) Open(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	n.nc, n.js = nc, js
+	if n.cfg.Clustered() {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.watchPeers()
+		}()
+	}
 	n.opened.Store(true)
 	n.log.Info("node ready", "name", n.cfg.Name, "clustered", n.cfg.Clustered())
 	return nil
