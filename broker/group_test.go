@@ -92,6 +92,12 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // the nodes' configurations, so that a test can start a node again.
 func openClusterConfigs(t *testing.T, size int, ackTimeout time.Duration) ([]*broker.Node, []broker.NodeConfig) {
 	t.Helper()
+	return openClusterTuned(t, size, func(c *broker.NodeConfig) { c.AckTimeout = ackTimeout })
+}
+
+// openClusterTuned is openClusterConfigs with settings of the test's own.
+func openClusterTuned(t *testing.T, size int, tune func(*broker.NodeConfig)) ([]*broker.Node, []broker.NodeConfig) {
+	t.Helper()
 	routes := make([]string, size)
 	listen := make([]string, size)
 	for i := range routes {
@@ -103,7 +109,8 @@ func openClusterConfigs(t *testing.T, size int, ackTimeout time.Duration) ([]*br
 	cfgs := make([]broker.NodeConfig, size)
 	for i := range nodes {
 		cfgs[i] = broker.NodeConfig{Name: fmt.Sprintf("grp%d", i+1), ClusterName: "group-test", StoreDir: t.TempDir(),
-			ClusterListen: listen[i], Routes: routes, SyncInterval: time.Minute, AckTimeout: ackTimeout}
+			ClusterListen: listen[i], Routes: routes, SyncInterval: time.Minute}
+		tune(&cfgs[i])
 		nodes[i] = broker.NewNode(cfgs[i])
 		t.Cleanup(func() { nodes[i].Close() })
 	}

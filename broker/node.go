@@ -58,6 +58,11 @@ type NodeConfig struct {
 	// before it is delivered again; default DefaultAckTimeout (consume.go).
 	AckTimeout time.Duration
 
+	// PublishEach stores the events of a one-type request one by one, as
+	// requests of several types are, instead of as one atomic batch: the
+	// earlier way, kept to compare the cost of both (benchmarks).
+	PublishEach bool
+
 	// LameDuck is how long a graceful shutdown spreads the closing of
 	// operator connections over; default 2s.
 	LameDuck time.Duration
@@ -305,6 +310,8 @@ system_account: SYS
 	// Every instance of a group reads through a consumer of its own
 	// (consume_read.go): a type with a thousand groups has a thousand.
 	opts.JetStreamLimits.DefaultMaxConsumers = -1
+	opts.JetStreamLimits.MaxBatchInflightPerStream = maxBatchesInFlight
+	opts.JetStreamLimits.MaxBatchInflightTotal = maxBatchesTotal
 
 	switch {
 	case c.OperatorListen == "" && !c.Clustered():
