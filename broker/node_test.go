@@ -75,6 +75,12 @@ func openNode(t testing.TB, cfg broker.NodeConfig) *broker.Node {
 // waits until all of them have a meta leader.
 func openCluster(t testing.TB, size int) []*broker.Node {
 	t.Helper()
+	return openClusterWith(t, size, func(*broker.NodeConfig) {})
+}
+
+// openClusterWith is openCluster with settings of the caller's own.
+func openClusterWith(t testing.TB, size int, tune func(*broker.NodeConfig)) []*broker.Node {
+	t.Helper()
 	ports := make([]int, size)
 	routes := make([]string, size)
 	for i := range ports {
@@ -84,11 +90,13 @@ func openCluster(t testing.TB, size int) []*broker.Node {
 	nodes := make([]*broker.Node, size)
 	errs := make(chan error, size)
 	for i := range nodes {
-		nodes[i] = broker.NewNode(broker.NodeConfig{
+		cfg := broker.NodeConfig{
 			Name: fmt.Sprintf("n%d", i+1), StoreDir: t.TempDir(),
 			ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes,
 			SyncInterval: time.Minute, // fsync per write adds nothing to what these tests check
-		})
+		}
+		tune(&cfg)
+		nodes[i] = broker.NewNode(cfg)
 		t.Cleanup(func() { nodes[i].Close() })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
