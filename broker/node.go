@@ -47,6 +47,9 @@ type NodeConfig struct {
 	ClusterListen string
 	Routes        []string
 	ClusterTLS    *tls.Config
+	// ClusterAdvertise is the host:port peers are told to route to this
+	// node at; empty: the listen address.
+	ClusterAdvertise string
 
 	MaxStore  int64
 	MaxMemory int64
@@ -342,7 +345,7 @@ system_account: SYS
 			return nil, inProcessUser{}, fmt.Errorf("cluster listen: %w", err)
 		}
 		opts.Cluster = server.ClusterOpts{Name: c.ClusterName, Host: host, Port: port,
-			TLSConfig: c.ClusterTLS, TLSTimeout: 5}
+			TLSConfig: c.ClusterTLS, TLSTimeout: 5, Advertise: c.ClusterAdvertise}
 		for _, r := range c.Routes {
 			u, err := url.Parse(r)
 			if err != nil {
