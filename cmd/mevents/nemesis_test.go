@@ -699,7 +699,7 @@ func TestNemesis(t *testing.T) {
 	t.Logf("\n%s", b.String())
 }
 
-// TestFullDisk: one node's store is small and fills up under load: the
+// TestFullDisk: one node's store is small and fills up under load (15 s): the
 // other two keep storing (a quorum), nothing acknowledged is lost or
 // stored twice, and every acknowledged event is delivered.
 func TestFullDisk(t *testing.T) {
@@ -713,7 +713,7 @@ func TestFullDisk(t *testing.T) {
 	})
 	c.ledger.setFault("n3 store full")
 	stop := c.load()
-	time.Sleep(25 * time.Second)
+	time.Sleep(15 * time.Second)
 	c.ledger.setFault("after")
 	time.Sleep(2 * time.Second)
 	stop()
