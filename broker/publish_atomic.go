@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,24 +56,26 @@ const (
 // event (or the stream does not take batches yet): store it event by event.
 var errBatchRepeats = errors.New("atomic batch refused: store event by event")
 
-// publishAtomic stores msgs, all of one stream, as one atomic batch.
+// publishAtomic stores msgs, all of one stream, as one atomic batch. When
+// nobody answers the commit (no stream leader at that moment, as right
+// after a stream is made or while its leader changes), the whole batch is
+// sent again under a new id every 250 ms while ctx lasts: a batch nobody
+// committed is dropped by the server.
 func (n *Node) publishAtomic(ctx context.Context, msgs []*nats.Msg) error {
-	id := nuid.Next()
-	last := len(msgs) - 1
-	for i, m := range msgs {
-		m.Header.Set(batchIDHeader, id)
-		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
-		if i == last {
-			m.Header.Set(batchCommitHeader, "1")
+	var err error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(jetstream.DefaultPubRetryWait):
+			case <-ctx.Done():
+				return publishError(ctx.Err())
+			}
+		}
+		err = n.sendBatch(ctx, msgs)
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 			break
 		}
-		if err := n.nc.PublishMsg(m); err != nil {
-			clearBatch(msgs[:i+1])
-			return publishError(err)
-		}
 	}
-	_, err := n.js.PublishMsg(ctx, msgs[last], jetstream.WithRetryAttempts(0))
-	clearBatch(msgs)
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
@@ -84,6 +87,26 @@ func (n *Node) publishAtomic(ctx context.Context, msgs []*nats.Msg) error {
 		return publishError(err)
 	}
 	return nil
+}
+
+// sendBatch sends msgs as one batch and waits for the commit's answer.
+func (n *Node) sendBatch(ctx context.Context, msgs []*nats.Msg) error {
+	defer clearBatch(msgs)
+	id := nuid.Next()
+	last := len(msgs) - 1
+	for i, m := range msgs {
+		m.Header.Set(batchIDHeader, id)
+		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
+		if i == last {
+			m.Header.Set(batchCommitHeader, "1")
+			break
+		}
+		if err := n.nc.PublishMsg(m); err != nil {
+			return err
+		}
+	}
+	_, err := n.js.PublishMsg(ctx, msgs[last], jetstream.WithRetryAttempts(0))
+	return err
 }
 
 // clearBatch removes the batch headers, for storing msgs one by one.
