@@ -19,10 +19,11 @@ import (
 // and starting at the first event any of them still needs. Such a consumer
 // is no Raft group: it costs the cluster no heartbeats, and an instance
 // that owns nothing has none. When the partitions it owns change, or the
-// consumer is lost (its node went away: missed heartbeats, or a gap in its
-// delivery numbers) or holds events back (stalled), the reader makes a new
-// one from the positions the partitions have reached; each partition
-// ignores what it has read.
+// consumer is lost (its node went away: the node's routes to it closed,
+// see peers.go, or missed heartbeats, or a gap in its delivery numbers) or
+// holds events back (stalled), the reader makes a new one from the
+// positions the partitions have reached; each partition ignores what it
+// has read.
 //
 //	name         mevents_r_<member id>_<n>
 //	filters      ev.<type>.<p>, evtest.<client>.<type>.<p>, evredo.<client>.<group>.<type>.<p> per owned p
@@ -52,8 +53,9 @@ type reader struct {
 	typ   string
 	again chan struct{} // cap 1: the owned partitions changed
 
-	mu sync.Mutex
-	it jetstream.MessagesContext // the current iterator, to interrupt
+	mu   sync.Mutex
+	it   jetstream.MessagesContext // the current iterator, to interrupt
+	host string                    // the node the current consumer lives on
 }
 
 // readerFor returns the reader of type t, starting it if needed; s.mu is held.
@@ -79,6 +81,13 @@ func (r *reader) restart() {
 		r.it.Stop()
 	}
 	r.mu.Unlock()
+}
+
+// livesOn reports whether the reader's current consumer lives on the node.
+func (r *reader) livesOn(node string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.it != nil && r.host == node
 }
 
 // plan returns the subjects to read and where to start; no subjects when
@@ -148,7 +157,11 @@ func (r *reader) run() {
 func (r *reader) read(name string, filters []string, start uint64) bool {
 	s := r.s
 	stream := StreamName(r.typ)
-	ctx, cancel := context.WithTimeout(s.ctx, apiAttempt)
+	timeout := apiAttempt
+	if s.n.peerMissing.Load() {
+		timeout = createWhilePeerMissing
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	cons, err := s.n.js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Name:              name,
 		Description:       "mevents reader of group " + s.group + " of client " + s.client.ID,
@@ -185,25 +198,33 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 	// A pull sent before the consumer's node has made it is lost, and
 	// found out only by missing heartbeats: its info, which that node
 	// answers, says it is there.
+	host := ""
+	if ci := cons.CachedInfo(); ci != nil && ci.Cluster != nil {
+		host = ci.Cluster.Leader
+	}
 	for attempt := 0; attempt < 5 && s.ctx.Err() == nil; attempt++ {
 		ictx, cancel := context.WithTimeout(s.ctx, time.Second)
-		_, err = cons.Info(ictx)
+		ci, err := cons.Info(ictx)
 		cancel()
 		if err == nil {
+			if ci.Cluster != nil && ci.Cluster.Leader != "" {
+				host = ci.Cluster.Leader
+			}
 			break
 		}
 	}
-	// Pulls hear from the consumer every 15 s (nats.go's default): two
-	// missed, the reader makes a new one (the consumer's node went away).
-	// Shorter is no good: a reader that waits for room takes nothing from
-	// its pulls, which then stop, and their heartbeats with them.
+	// The node restarts the reader when the consumer's node goes away
+	// (peers.go). Pulls also hear from the consumer every 15 s (nats.go's
+	// default): two missed, the reader makes a new one. Shorter is no
+	// good: a reader that waits for room takes nothing from its pulls,
+	// which then stop, and their heartbeats with them.
 	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		s.n.log.Warn("read", "consumer", name, "err", err)
 		return false
 	}
 	r.mu.Lock()
-	r.it = it
+	r.it, r.host = it, host
 	r.mu.Unlock()
 	defer context.AfterFunc(s.ctx, it.Stop)()
 	defer func() {

@@ -63,3 +63,23 @@ func (s *Subscription) CrashForTest() {
 // WaitBackgroundForTest waits for the node's background work (the upgrade
 // of earlier groups that applying a registry starts).
 func (n *Node) WaitBackgroundForTest() { n.bg.Wait() }
+
+// KillForTest stops the node's NATS server at once, without lame duck
+// mode: its peers see its routes close, as when its process is killed.
+func (n *Node) KillForTest() { n.srv.Shutdown() }
+
+// ReaderHostForTest returns the node the reader of type t reads from, or "".
+func (s *Subscription) ReaderHostForTest(t string) string {
+	s.mu.Lock()
+	r := s.readers[t]
+	s.mu.Unlock()
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.it == nil {
+		return ""
+	}
+	return r.host
+}

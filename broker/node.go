@@ -47,6 +47,9 @@ type NodeConfig struct {
 	ClusterListen string
 	Routes        []string
 	ClusterTLS    *tls.Config
+	// ClusterAdvertise is the host:port peers are told to route to this
+	// node at; empty: the listen address.
+	ClusterAdvertise string
 
 	MaxStore  int64
 	MaxMemory int64
@@ -57,6 +60,11 @@ type NodeConfig struct {
 	// AckTimeout is how long a delivered event may stay unacknowledged
 	// before it is delivered again; default DefaultAckTimeout (consume.go).
 	AckTimeout time.Duration
+
+	// PublishEach stores the events of a one-type request one by one, as
+	// requests of several types are, instead of as one atomic batch: the
+	// earlier way, kept to compare the cost of both (benchmarks).
+	PublishEach bool
 
 	// LameDuck is how long a graceful shutdown spreads the closing of
 	// operator connections over; default 2s.
@@ -96,9 +104,11 @@ type Node struct {
 	polls  polls      // the instances that serve long polls (poll.go)
 	// bgCtx ends when the node starts closing; bg counts the background
 	// work it stops (upgrade.go).
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	bg sync.WaitGroup
+	// peerMissing: a peer this node had routes to has none now (peers.go).
+	peerMissing atomic.Bool
+	bgCtx       context.Context
+	bgCancel    context.CancelFunc
 }
 
 // NewNode returns a node that is not started yet: Open starts it.
@@ -161,6 +171,13 @@ func (n *Node) Open(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	n.nc, n.js = nc, js
+	if n.cfg.Clustered() {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.watchPeers()
+		}()
+	}
 	n.opened.Store(true)
 	n.log.Info("node ready", "name", n.cfg.Name, "clustered", n.cfg.Clustered())
 	return nil
@@ -296,6 +313,8 @@ system_account: SYS
 	// Every instance of a group reads through a consumer of its own
 	// (consume_read.go): a type with a thousand groups has a thousand.
 	opts.JetStreamLimits.DefaultMaxConsumers = -1
+	opts.JetStreamLimits.MaxBatchInflightPerStream = maxBatchesInFlight
+	opts.JetStreamLimits.MaxBatchInflightTotal = maxBatchesTotal
 
 	switch {
 	case c.OperatorListen == "" && !c.Clustered():
@@ -326,7 +345,7 @@ system_account: SYS
 			return nil, inProcessUser{}, fmt.Errorf("cluster listen: %w", err)
 		}
 		opts.Cluster = server.ClusterOpts{Name: c.ClusterName, Host: host, Port: port,
-			TLSConfig: c.ClusterTLS, TLSTimeout: 5}
+			TLSConfig: c.ClusterTLS, TLSTimeout: 5, Advertise: c.ClusterAdvertise}
 		for _, r := range c.Routes {
 			u, err := url.Parse(r)
 			if err != nil {

@@ -50,9 +50,15 @@ type Publication struct {
 // acknowledged every one (stored on a quorum of replicas), or the first error.
 //
 // Events are deduplicated by source and id within the type's deduplication
-// window: a repeated event is acknowledged and stored once. If Publish
-// fails, some events may have been stored; because of deduplication a
-// retry of the whole request stores each event exactly once.
+// window: a repeated event is acknowledged and stored once.
+//
+// A request of 2 to maxAtomicBatch events of one type is stored as one
+// JetStream atomic batch: whole or not at all. If it repeats an event
+// already stored (a retry), JetStream refuses the batch, and the events are
+// stored one by one, each deduplicated, as other requests are: if that, or
+// a request spanning several types, fails, some events may have been
+// stored; because of deduplication a retry of the whole request stores
+// each event exactly once.
 //
 // Errors are *Error with CodeUnavailable: no quorum, a timeout, a missing
 // stream, or a full store (its message says so).
@@ -62,8 +68,30 @@ func (n *Node) Publish(ctx context.Context, p Publication) error {
 		ctx, cancel = context.WithTimeout(ctx, DefaultPublishTimeout)
 		defer cancel()
 	}
+	msgs := stamp(p)
+	if n.atomicBatches() && oneType(p.Events) && len(msgs) > 1 && len(msgs) <= maxAtomicBatch {
+		err := n.publishAtomic(ctx, msgs)
+		if !errors.Is(err, errBatchRepeats) {
+			return err
+		}
+	}
+	return n.publishEach(ctx, msgs)
+}
+
+// atomicBatches says whether requests of one type are stored as atomic
+// batches: on a cluster, and on a single node that fsyncs every write (one
+// fsync per batch instead of per event: 3.9× the events/s). A single node
+// with a sync interval stores event by event, 3× as fast there, and an R1
+// batch is stored message by message anyway (BenchmarkPublish).
+func (n *Node) atomicBatches() bool {
+	return !n.cfg.PublishEach && (n.cfg.Clustered() || n.cfg.SyncInterval == 0)
+}
+
+// stamp sets the service's attributes on every event and returns the
+// messages that store them.
+func stamp(p Publication) []*nats.Msg {
 	recorded := time.Now().UTC().Format(time.RFC3339Nano)
-	futures := make([]jetstream.PubAckFuture, 0, len(p.Events))
+	msgs := make([]*nats.Msg, 0, len(p.Events))
 	buf := make([]byte, 0, 2048)
 	for i := range p.Events {
 		e := &p.Events[i]
@@ -86,12 +114,29 @@ func (n *Node) Publish(ctx context.Context, p Publication) error {
 			key = e.ID
 		}
 		buf = e.AppendJSON(buf[:0])
-		msg := &nats.Msg{
+		msgs = append(msgs, &nats.Msg{
 			Subject: Subject(e.Type, mevents.Partition(key), testFor),
 			Data:    append([]byte(nil), buf...),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{dedupID(testFor, e.Source, e.ID)},
 				keyHeader: []string{orderKey(key)}},
+		})
+	}
+	return msgs
+}
+
+func oneType(events []mevents.Event) bool {
+	for i := 1; i < len(events); i++ {
+		if events[i].Type != events[0].Type {
+			return false
 		}
+	}
+	return true
+}
+
+// publishEach stores msgs one by one, all in flight at once.
+func (n *Node) publishEach(ctx context.Context, msgs []*nats.Msg) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, msg := range msgs {
 		f, err := n.js.PublishMsgAsync(msg)
 		if err != nil {
 			return publishError(err)

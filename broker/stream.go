@@ -68,6 +68,8 @@ func (n *Node) streamConfig(t *EventType) jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		Retention:   jetstream.LimitsPolicy,
 		AllowDirect: true,
+		// A request of one type is stored as one batch (publish_atomic.go).
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -178,5 +180,6 @@ func attemptsPausing(ctx context.Context, pause time.Duration, f func(ctx contex
 
 func sameStream(a, b jetstream.StreamConfig) bool {
 	return a.Replicas == b.Replicas && a.MaxAge == b.MaxAge && a.Duplicates == b.Duplicates &&
+		a.AllowAtomicPublish == b.AllowAtomicPublish &&
 		a.Description == b.Description && strings.Join(a.Subjects, " ") == strings.Join(b.Subjects, " ")
 }

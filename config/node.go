@@ -107,6 +107,10 @@ type Cluster struct {
 	Name   string   `yaml:"name"`   // default "mevents"; the same on every node
 	Listen string   `yaml:"listen"` // host:port, default "0.0.0.0:6222"
 	Routes []string `yaml:"routes"` // nats-route://host:port (also nats:// or tls://)
+	// Advertise is the host:port peers are told to route to this node at
+	// (route gossip); default: the listen address. For routes through
+	// proxies or address translation.
+	Advertise string `yaml:"advertise"`
 	// TLS secures routes: Cert, Key and CA all set (each node verifies its
 	// peers against CA), or none of them.
 	TLS TLS `yaml:"tls"`
@@ -346,6 +350,9 @@ func (n *Node) problems() problems {
 			p.add("cluster.name", "%q: a cluster name is letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters", c.Name)
 		}
 		checkListen(&p, "cluster.listen", c.Listen)
+		if c.Advertise != "" {
+			checkListen(&p, "cluster.advertise", c.Advertise)
+		}
 		for i, r := range c.Routes {
 			checkRoute(&p, fmt.Sprintf("cluster.routes[%d]", i), r)
 		}

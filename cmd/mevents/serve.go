@@ -125,7 +125,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if !cfg.SingleNode() {
 		c := cfg.Cluster
-		nc.ClusterName, nc.ClusterListen, nc.Routes = c.Name, c.Listen, c.Routes
+		nc.ClusterName, nc.ClusterListen, nc.Routes, nc.ClusterAdvertise = c.Name, c.Listen, c.Routes, c.Advertise
 		if c.TLS.Cert != "" {
 			t, err := serverTLS(c.TLS.Cert, c.TLS.Key, c.TLS.CA, true)
 			if err != nil {

@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"time"
+)
+
+// Peer watch. A reader's consumer is unreplicated (consume_read.go): it
+// lives on one node and goes with it. Its pulls would notice only after
+// two missed heartbeats (30 s), and only while they pull, which a reader
+// waiting for room does not. So the node watches its routes instead: when
+// every route to a peer that was there is gone, or the peer answers as a
+// new process (it restarted, its in-memory consumers with it), the
+// readers whose consumer lived there start again at once. A peer whose
+// routes are cut without being closed (a silent network) is found out by
+// the route's pings, or by the pulls' heartbeats, whichever comes first.
+
+const (
+	// peerWatch is how often the node looks at its routes.
+	peerWatch = 200 * time.Millisecond
+	// createWhilePeerMissing bounds the making of a reader while a peer
+	// is missing: JetStream may place the consumer on that peer until it
+	// counts it as behind (3 Raft heartbeats), and such a request is never
+	// answered. Given up, the reader asks again and lands elsewhere.
+	createWhilePeerMissing = 2 * time.Second
+)
+
+// watchPeers runs until the node closes; n.bg counts it.
+func (n *Node) watchPeers() {
+	t := time.NewTicker(peerWatch)
+	defer t.Stop()
+	var seen map[string]map[string]bool // peer name → the server ids of its routes
+	for {
+		select {
+		case <-n.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := n.routedPeers()
+		if now == nil {
+			continue
+		}
+		missing := false
+		for name, ids := range seen {
+			for id := range ids {
+				if !now[name][id] {
+					n.peerLost(name)
+					break
+				}
+			}
+			if len(now[name]) == 0 {
+				missing = true
+				now[name] = map[string]bool{} // remembered, still missing
+			}
+		}
+		n.peerMissing.Store(missing)
+		seen = now
+	}
+}
+
+// routedPeers returns the peers this node has routes to, by name, with the
+// server ids those routes lead to; nil when the server could not say.
+func (n *Node) routedPeers() map[string]map[string]bool {
+	rz, err := n.srv.Routez(nil)
+	if err != nil {
+		return nil
+	}
+	peers := map[string]map[string]bool{}
+	for _, r := range rz.Routes {
+		if r.RemoteName == "" || r.RemoteID == "" {
+			continue
+		}
+		if peers[r.RemoteName] == nil {
+			peers[r.RemoteName] = map[string]bool{}
+		}
+		peers[r.RemoteName][r.RemoteID] = true
+	}
+	return peers
+}
+
+// peerLost starts again every reader of this node whose consumer lives on
+// the named peer.
+func (n *Node) peerLost(name string) {
+	n.local.mu.Lock()
+	subs := make([]*Subscription, 0, len(n.local.byID))
+	for _, s := range n.local.byID {
+		subs = append(subs, s)
+	}
+	n.local.mu.Unlock()
+	restarted := 0
+	for _, s := range subs {
+		s.mu.Lock()
+		readers := make([]*reader, 0, len(s.readers))
+		for _, r := range s.readers {
+			readers = append(readers, r)
+		}
+		s.mu.Unlock()
+		for _, r := range readers {
+			if r.livesOn(name) {
+				r.restart()
+				restarted++
+			}
+		}
+	}
+	n.log.Info("peer lost", "peer", name, "readers restarted", restarted)
+}
