@@ -137,7 +137,7 @@ func (s *Server) Open(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
-		s.closeOps()
+		s.closeOps(ctx)
 		return fmt.Errorf("api listen: %w", err)
 	}
 	s.ln = ln
@@ -174,7 +174,10 @@ func (s *Server) Addr() string {
 }
 
 // Close stops accepting requests and waits for in-flight ones to finish
-// until ctx ends, then closes the rest.
+// until ctx ends, then closes the rest. Subscriptions end first: each
+// gives its partitions back to the group. When ctx ends before they have,
+// Close returns ctx's error and those still giving back finish once the
+// broker under them stops (broker.Node.Shutdown).
 func (s *Server) Close(ctx context.Context) error {
 	if s.http == nil {
 		return nil
@@ -183,13 +186,16 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeMu.Do(func() {
 		// Long-lived subscriptions (WebSockets, long polls) end first, so
 		// that Shutdown need not wait for them.
-		s.closeConsume()
+		consumeErr := s.closeConsume(ctx)
 		err = s.http.Shutdown(ctx)
 		if err != nil {
 			_ = s.http.Close()
 		}
 		<-s.done
-		s.closeOps()
+		s.closeOps(ctx)
+		if err == nil {
+			err = consumeErr
+		}
 	})
 	return err
 }
