@@ -91,6 +91,7 @@ type Node struct {
 	cursors jetstream.KeyValue // the group cursors (cursor.go), opened on first use
 
 	groups groupCache // the dead-event stream (dead.go)
+	audit  auditTrail // the audit stream (audit.go)
 	hubs   hubs       // membership of consumer groups (group_hub.go)
 	local  localSubs  // this node's consumer instances (consume_settle.go)
 	polls  polls      // the instances that serve long polls (poll.go)

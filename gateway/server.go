@@ -22,6 +22,7 @@ type Broker interface {
 	Publisher
 	Subscriber
 	Inspector
+	Auditor
 }
 
 // Publisher stores produced events.
@@ -212,12 +213,13 @@ func (s *Server) routes() http.Handler {
 		s.fail(c, &broker.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
 	})
 
-	v1 := r.Group("/v1", s.authenticate, s.admit)
+	v1 := r.Group("/v1", s.sameOrigin, s.authenticate, s.admit)
 	s.discoveryRoutes(r, v1) // documents without client identity on r: /changelog, /v1/openapi.json
 	v1.POST("/events", s.postEvents(false))
 	v1.POST("/test-events", s.postEvents(true))
 	s.subscriptionRoutes(v1)
 	s.deadEventRoutes(v1)
 	s.adminRoutes(v1)
+	s.consoleRoutes(r)
 	return r
 }
