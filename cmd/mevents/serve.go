@@ -215,6 +215,9 @@ func (m *Main) Reload(ctx context.Context) error {
 // the process exits with an error, the goroutine still closing with it.
 func (m *Main) stop() error {
 	timeout := time.Duration(m.Config.ShutdownTimeout)
+	if timeout <= 0 { // a configuration built in code without Default
+		timeout = time.Duration(config.DefaultShutdownTimeout)
+	}
 	// The margin covers what follows the end of Close's context: the NATS
 	// server's hard stop, broker.Node.Shutdown's straggle wait and the ops
 	// listener's close.

@@ -51,9 +51,6 @@ func TestStopWholeCluster(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	if d := os.Getenv("MEVENTS_STOPTEST_DIR"); d != "" {
-		dir = d
-	}
 	var nodes []*faultNode
 	var apis []string
 	for _, cfg := range clusterConfigs(t, dir, 3) {
