@@ -41,8 +41,9 @@ func (n *faultNode) stopWithin(sent time.Time) time.Duration {
 // TestStopWholeCluster stops all three nodes of a process cluster at the
 // same moment, while a consumer holds unacknowledged events and idle
 // groups exist: each process ends within shutdownTimeout. After a restart
-// every produced event is still there for the group, and none that the
-// consumer acknowledged (answered as succeeded) comes back. Then the nodes
+// every event acknowledged to the producer is there (a new group receives
+// them all), and none that the consumer acknowledged (answered as
+// succeeded) comes back to its group. Then the nodes
 // stop one after the other, the last one standing without a quorum, each
 // within the bound too.
 func TestStopWholeCluster(t *testing.T) {
