@@ -99,6 +99,7 @@ type Node struct {
 	cursors jetstream.KeyValue // the group cursors (cursor.go), opened on first use
 
 	groups groupCache // the dead-event stream (dead.go)
+	audit  auditTrail // the audit stream (audit.go)
 	hubs   hubs       // membership of consumer groups (group_hub.go)
 	local  localSubs  // this node's consumer instances (consume_settle.go)
 	polls  polls      // the instances that serve long polls (poll.go)
@@ -218,32 +219,63 @@ func (n *Node) Ready() error {
 	return nil
 }
 
-// Close shuts the node down gracefully: lame duck mode hands JetStream
-// leadership to peers and closes operator connections, then the server
-// stops. Close blocks until the server has shut down.
-func (n *Node) Close() error {
+// Close shuts the node down gracefully, as Shutdown does, taking as long
+// as that takes.
+func (n *Node) Close() error { return n.Shutdown(context.Background()) }
+
+// Shutdown stops the node gracefully until ctx ends: lame duck mode hands
+// JetStream leadership to peers and closes operator connections, then the
+// server stops. When ctx ends first (peers stopping at the same moment can
+// leave nobody to hand over to, and writes without a quorum to wait for),
+// the server stops at once: what JetStream acknowledged is on disk already,
+// and unsettled deliveries go out again after the restart. Shutdown returns
+// once the server has stopped; a graceful step still unwinding then gets at
+// most shutdownStraggle more.
+func (n *Node) Shutdown(ctx context.Context) error {
 	if n.srv == nil || n.closed.Swap(true) {
 		return nil
 	}
 	n.bgCancel()
-	n.bg.Wait()
-	// The long polls' instances give their partitions up while the
-	// store can still be written.
-	n.polls.close()
-	if n.nc != nil {
-		// Flush what was published; the application stopped publishing before.
-		_ = n.nc.Drain()
+	graceful := make(chan struct{})
+	go func() {
+		defer close(graceful)
+		n.bg.Wait()
+		// The long polls' instances give their partitions up while the
+		// store can still be written.
+		n.polls.close()
+		if n.nc != nil {
+			// Flush what was published; the application stopped publishing before.
+			_ = n.nc.Drain()
+		}
+		n.srv.LameDuckShutdown()
+	}()
+	var err error
+	select {
+	case <-graceful:
+	case <-ctx.Done():
+		err = fmt.Errorf("graceful stop cut short: %w", ctx.Err())
+		n.log.Warn("graceful stop cut short; stopping at once", "err", ctx.Err())
 	}
-	n.srv.LameDuckShutdown()
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
+	// With the server gone, what the graceful steps still wait for fails
+	// at once.
+	select {
+	case <-graceful:
+	case <-time.After(shutdownStraggle):
+		n.log.Warn("graceful stop steps still running after the server stopped")
+	}
 	// Only now: a consumer group's hubs announce the node's instances for
 	// as long as the node's connection lets them, as its instances may
 	// pull until then. Other nodes take their partitions over (releasing
 	// what they held) memberTTL after the last announcement.
 	n.hubs.close()
-	return nil
+	return err
 }
+
+// shutdownStraggle bounds how long Shutdown waits for its graceful steps
+// after the server stopped under them.
+const shutdownStraggle = 500 * time.Millisecond
 
 type inProcessUser struct {
 	pub  string

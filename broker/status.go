@@ -26,6 +26,10 @@ type ClusterStatus struct {
 	JetStream JetStreamUsage `json:"jetstream"`
 	Version   string         `json:"version"`
 	Uptime    string         `json:"uptime"`
+	// Ready is what the answering node's /readyz says (see Node.Ready);
+	// NotReady is the reason when it is false.
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"notReady,omitempty"`
 }
 
 // PeerStatus is one node of the cluster as the answering node sees it.
@@ -109,6 +113,11 @@ func (n *Node) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 			Store: jsz.Store, MaxStore: jsz.Config.MaxStore, Memory: jsz.Memory, MaxMemory: jsz.Config.MaxMemory,
 			APIRequests: jsz.API.Total, APIErrors: jsz.API.Errors,
 		},
+	}
+	if err := n.Ready(); err != nil {
+		st.NotReady = err.Error()
+	} else {
+		st.Ready = true
 	}
 	m := jsz.Meta
 	if m == nil || !n.cfg.Clustered() {

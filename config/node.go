@@ -27,6 +27,8 @@ const (
 	DefaultMaxStore      = 10 << 30        // 10 GiB of JetStream file storage
 	DefaultMaxMemory     = 256 << 20       // 256 MiB of JetStream memory storage
 	DefaultLogLevel      = "info"
+	// DefaultShutdownTimeout bounds a graceful stop (shutdownTimeout).
+	DefaultShutdownTimeout = Duration(10 * time.Second)
 )
 
 // Node is the configuration of one node, read from its node.yaml. Build one
@@ -46,6 +48,9 @@ type Node struct {
 	Log      Log    `yaml:"log"`
 	// Delivery configures consumers; it must be the same on every node.
 	Delivery Delivery `yaml:"delivery"`
+	// ShutdownTimeout bounds a graceful stop after SIGINT/SIGTERM: the
+	// process has ended when it has passed (default 10s).
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
 }
 
 // NodeSection names the node and its data.
@@ -251,6 +256,9 @@ func (n *Node) Default() {
 	if n.Delivery.AckTimeout == 0 {
 		n.Delivery.AckTimeout = DefaultAckTimeout
 	}
+	if n.ShutdownTimeout == 0 {
+		n.ShutdownTimeout = DefaultShutdownTimeout
+	}
 }
 
 func setDefault(field *string, value string) {
@@ -311,6 +319,9 @@ func (n *Node) problems() problems {
 	required(&p, "node.dataDir", n.Node.DataDir)
 	if n.Delivery.AckTimeout < Duration(time.Second) {
 		p.add("delivery.ackTimeout", "%s: must be at least 1s", n.Delivery.AckTimeout)
+	}
+	if n.ShutdownTimeout < Duration(time.Second) {
+		p.add("shutdownTimeout", "%s: must be at least 1s", n.ShutdownTimeout)
 	}
 
 	checkListen(&p, "api.listen", n.API.Listen)

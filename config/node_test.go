@@ -41,10 +41,11 @@ func TestLoadNode(t *testing.T) {
 			Routes: []string{"nats-route://n1.example:6222", "nats-route://n2.example:6222", "nats-route://n3.example:6222"},
 			TLS:    TLS{Cert: p("pki/n1.pem"), Key: p("pki/n1-key.pem"), CA: p("pki/ca.pem")},
 		},
-		JetStream: JetStream{MaxStore: 100 << 30, MaxMemory: 1 << 30, Sync: SyncAlways},
-		Registry:  p("registry.yaml"),
-		Log:       Log{Level: "debug"},
-		Delivery:  Delivery{AckTimeout: DefaultAckTimeout},
+		JetStream:       JetStream{MaxStore: 100 << 30, MaxMemory: 1 << 30, Sync: SyncAlways},
+		Registry:        p("registry.yaml"),
+		Log:             Log{Level: "debug"},
+		Delivery:        Delivery{AckTimeout: DefaultAckTimeout},
+		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Fatalf("LoadNode=\n%+v\nwant\n%+v", n, want)
@@ -73,11 +74,12 @@ func TestLoadNodeDefaults(t *testing.T) {
 			Key:      "/etc/mevents/dev-key.pem",
 			ClientCA: filepath.Join(filepath.Dir(dir), "ca.pem"),
 		}},
-		Ops:       Ops{Listen: "127.0.0.1:9090"},
-		JetStream: JetStream{MaxStore: 10 << 30, MaxMemory: 256 << 20, Sync: SyncAlways},
-		Registry:  filepath.Join(dir, "registry.yaml"),
-		Log:       Log{Level: "info"},
-		Delivery:  Delivery{AckTimeout: DefaultAckTimeout},
+		Ops:             Ops{Listen: "127.0.0.1:9090"},
+		JetStream:       JetStream{MaxStore: 10 << 30, MaxMemory: 256 << 20, Sync: SyncAlways},
+		Registry:        filepath.Join(dir, "registry.yaml"),
+		Log:             Log{Level: "info"},
+		Delivery:        Delivery{AckTimeout: DefaultAckTimeout},
+		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Fatalf("LoadNode=\n%+v\nwant\n%+v", n, want)

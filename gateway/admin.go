@@ -22,6 +22,9 @@ func (s *Server) adminRoutes(v1 *gin.RouterGroup) {
 	a.GET("/lag", s.adminLag)
 	a.GET("/groups", s.adminGroups)
 	a.GET("/clients/:id/dead-events", s.adminDeadEvents)
+	a.POST("/clients/:id/dead-events/:event/redeliver", s.adminRedeliverDead)
+	a.DELETE("/clients/:id/dead-events/:event", s.adminDeleteDead)
+	a.GET("/audit", s.adminAudit)
 }
 
 // adminLag handles GET /v1/admin/lag?client=: the backlog of every group
@@ -69,6 +72,31 @@ func (s *Server) adminDeadEvents(c *gin.Context) {
 	s.listDead(c, cl)
 }
 
+// adminRedeliverDead handles POST
+// /v1/admin/clients/{id}/dead-events/{event}/redeliver: as the client's own
+// redeliver, for any client.
+func (s *Server) adminRedeliverDead(c *gin.Context) {
+	if cl := s.pathClient(c); cl != nil {
+		s.redeliverDead(c, cl, c.Param("event"))
+	}
+}
+
+// adminDeleteDead handles DELETE /v1/admin/clients/{id}/dead-events/{event}.
+func (s *Server) adminDeleteDead(c *gin.Context) {
+	if cl := s.pathClient(c); cl != nil {
+		s.deleteDead(c, cl, c.Param("event"))
+	}
+}
+
+// pathClient returns the client the path names, or answers 404 and nil.
+func (s *Server) pathClient(c *gin.Context) *broker.Client {
+	cl := catalogOf(c).reg.Client(c.Param("id"))
+	if cl == nil {
+		s.fail(c, mevents.Errorf(mevents.CodeNotFound, "no client %q", c.Param("id")))
+	}
+	return cl
+}
+
 // SetReloader sets what POST /v1/admin/reload runs: reading the registry
 // again and applying it, as on SIGHUP. Until it is set, reload answers 503.
 func (s *Server) SetReloader(fn func(ctx context.Context) error) { s.ops.reloader.Store(&fn) }
@@ -111,11 +139,13 @@ func (s *Server) adminReload(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 60*time.Second)
 	defer cancel()
 	if err := (*fn)(ctx); err != nil {
+		s.audit(c, broker.AuditReload, "registry", "rejected: "+err.Error())
 		// The reason (file, field, rule) is for the operator who asked;
 		// only admins reach this.
 		s.fail(c, &mevents.Error{Code: mevents.CodeInvalid, Message: "registry not reloaded; the previous one stays in force: " + err.Error(), Err: err})
 		return
 	}
+	s.audit(c, broker.AuditReload, "registry", "")
 	cat := s.catalog.Load()
 	c.JSON(http.StatusOK, gin.H{"reloaded": true, "eventTypes": len(cat.reg.Types), "clients": len(cat.reg.Clients)})
 }
@@ -144,6 +174,11 @@ func (s *Server) putMaintenance(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	target := "off"
+	if m.Enabled {
+		target = "on"
+	}
+	s.audit(c, broker.AuditMaintenance, target, m.Message)
 	s.awaitMaintenance(c.Request.Context(), m)
 	c.JSON(http.StatusOK, m)
 }

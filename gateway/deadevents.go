@@ -57,20 +57,25 @@ func (s *Server) listDead(c *gin.Context, cl *broker.Client) {
 
 // redeliverDeadEvent handles POST /v1/dead-events/{id}/redeliver: the event
 // goes back to the client's group it died in (202) and leaves the store.
-func (s *Server) redeliverDeadEvent(c *gin.Context) {
-	id := c.Param("id")
-	if err := s.broker.RedeliverDead(c.Request.Context(), clientOf(c), id); err != nil {
+func (s *Server) redeliverDeadEvent(c *gin.Context) { s.redeliverDead(c, clientOf(c), c.Param("id")) }
+
+func (s *Server) redeliverDead(c *gin.Context, cl *broker.Client, id string) {
+	if err := s.broker.RedeliverDead(c.Request.Context(), cl, id); err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.audit(c, broker.AuditDeadRedeliver, cl.ID+"/"+id, "")
 	c.JSON(http.StatusAccepted, gin.H{"id": id})
 }
 
 // deleteDeadEvent handles DELETE /v1/dead-events/{id} (204).
-func (s *Server) deleteDeadEvent(c *gin.Context) {
-	if err := s.broker.DeleteDead(c.Request.Context(), clientOf(c), c.Param("id")); err != nil {
+func (s *Server) deleteDeadEvent(c *gin.Context) { s.deleteDead(c, clientOf(c), c.Param("id")) }
+
+func (s *Server) deleteDead(c *gin.Context, cl *broker.Client, id string) {
+	if err := s.broker.DeleteDead(c.Request.Context(), cl, id); err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.audit(c, broker.AuditDeadDelete, cl.ID+"/"+id, "")
 	c.Status(http.StatusNoContent)
 }

@@ -68,10 +68,19 @@ func (s *Server) openOps(ctx context.Context) error {
 	return nil
 }
 
-// closeOps stops following the maintenance mode; Close calls it.
-func (s *Server) closeOps() {
-	if s.ops.watch != nil {
-		s.ops.watch.Stop()
+// closeOps stops the maintenance watch, waiting until ctx ends at most:
+// stopping it deletes its JetStream consumer, which waits for a quorum
+// that a cluster stopping as a whole no longer has. It then ends with the
+// broker's connection.
+func (s *Server) closeOps(ctx context.Context) {
+	if s.ops.watch == nil {
+		return
+	}
+	stopped := make(chan struct{})
+	go func() { s.ops.watch.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
 	}
 }
 

@@ -23,6 +23,7 @@ type Broker interface {
 	Publisher
 	Subscriber
 	Inspector
+	Auditor
 }
 
 // Publisher stores produced events.
@@ -138,7 +139,7 @@ func (s *Server) Open(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
-		s.closeOps()
+		s.closeOps(ctx)
 		return fmt.Errorf("api listen: %w", err)
 	}
 	s.ln = ln
@@ -175,7 +176,10 @@ func (s *Server) Addr() string {
 }
 
 // Close stops accepting requests and waits for in-flight ones to finish
-// until ctx ends, then closes the rest.
+// until ctx ends, then closes the rest. Subscriptions end first: each
+// gives its partitions back to the group. When ctx ends before they have,
+// Close returns ctx's error and those still giving back finish once the
+// broker under them stops (broker.Node.Shutdown).
 func (s *Server) Close(ctx context.Context) error {
 	if s.http == nil {
 		return nil
@@ -184,13 +188,16 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeMu.Do(func() {
 		// Long-lived subscriptions (WebSockets, long polls) end first, so
 		// that Shutdown need not wait for them.
-		s.closeConsume()
+		consumeErr := s.closeConsume(ctx)
 		err = s.http.Shutdown(ctx)
 		if err != nil {
 			_ = s.http.Close()
 		}
 		<-s.done
-		s.closeOps()
+		s.closeOps(ctx)
+		if err == nil {
+			err = consumeErr
+		}
 	})
 	return err
 }
@@ -207,12 +214,13 @@ func (s *Server) routes() http.Handler {
 		s.fail(c, &mevents.Error{Code: codeMethodNotAllowed, Message: "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
 	})
 
-	v1 := r.Group("/v1", s.authenticate, s.admit)
+	v1 := r.Group("/v1", s.sameOrigin, s.authenticate, s.admit)
 	s.discoveryRoutes(r, v1) // documents without client identity on r: /changelog, /v1/openapi.json
 	v1.POST("/events", s.postEvents(false))
 	v1.POST("/test-events", s.postEvents(true))
 	s.subscriptionRoutes(v1)
 	s.deadEventRoutes(v1)
 	s.adminRoutes(v1)
+	s.consoleRoutes(r)
 	return r
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,13 +58,20 @@ func (s *Server) initConsume() {
 
 // closeConsume ends every WebSocket session and long poll and waits until
 // their unsettled events are released.
-func (s *Server) closeConsume() {
+func (s *Server) closeConsume(ctx context.Context) error {
 	s.consume.mu.Lock()
 	s.consume.closed = true
 	s.consume.mu.Unlock()
 	s.consume.cancel()
 	_ = s.consume.ws.Close()
-	s.consume.active.Wait()
+	ended := make(chan struct{})
+	go func() { s.consume.active.Wait(); close(ended) }() // ends with the last subscription
+	select {
+	case <-ended:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("subscriptions still ending: %w", ctx.Err())
+	}
 }
 
 // begin registers a long-lived request; false when the server is closing.

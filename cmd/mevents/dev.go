@@ -45,7 +45,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		fmt.Fprintf(stdout, "using the development system in %s\n", *dir)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
+	// A person reads this log: short lines, not JSON (serve keeps JSON).
+	log := slog.New(newDevHandler(stderr, cfg.Log.SlogLevel()))
 	return serve(ctx, cfg, log, func(m *Main) { printDevHelp(stdout, *dir, m) })
 }
 

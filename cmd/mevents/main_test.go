@@ -360,7 +360,7 @@ func TestClusterLosesStreamLeader(t *testing.T) {
 	var survivors []*Main
 	for _, m := range mains {
 		if m.Config.Node.Name == info.Cluster.Leader {
-			if err := m.Close(); err != nil {
+			if err := m.Close(context.Background()); err != nil {
 				t.Fatalf("close the leader: %v", err)
 			}
 		} else {

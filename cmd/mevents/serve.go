@@ -43,7 +43,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func serve(ctx context.Context, cfg *config.Node, log *slog.Logger, ready func(*Main)) error {
 	m := NewMain(cfg, log)
 	if err := m.Open(ctx); err != nil {
-		m.Close()
+		// Open failed, perhaps because ctx ended: stop what started,
+		// within the same bound as a stop.
+		_ = m.stop()
 		return err
 	}
 	hup := make(chan os.Signal, 1)
@@ -59,8 +61,8 @@ func serve(ctx context.Context, cfg *config.Node, log *slog.Logger, ready func(*
 				log.Error("registry reload rejected; the previous registry stays in force", "err", err)
 			}
 		case <-ctx.Done():
-			log.Info("shutting down")
-			return m.Close()
+			log.Info("shutting down", "shutdownTimeout", time.Duration(cfg.ShutdownTimeout).String())
+			return m.stop()
 		}
 	}
 }
@@ -208,24 +210,66 @@ func (m *Main) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the node gracefully: the API stops accepting and finishes
-// in-flight requests, then the NATS node enters lame duck mode and stops.
-func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+// stop closes m within shutdownTimeout: Close gets the timeout less a
+// margin, and should it overrun even so, stop returns at the timeout and
+// the process exits with an error, the goroutine still closing with it.
+func (m *Main) stop() error {
+	timeout := time.Duration(m.Config.ShutdownTimeout)
+	if timeout <= 0 { // a configuration built in code without Default
+		timeout = time.Duration(config.DefaultShutdownTimeout)
+	}
+	// The margin covers what follows the end of Close's context: the NATS
+	// server's hard stop, broker.Node.Shutdown's straggle wait and the ops
+	// listener's close.
+	margin := min(max(timeout/5, 500*time.Millisecond), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout-margin)
 	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close(ctx) }()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	select {
+	case err := <-closed:
+		return err
+	case <-deadline.C:
+		return fmt.Errorf("not stopped within shutdownTimeout %s; exiting anyway", timeout)
+	}
+}
+
+// Close stops the node gracefully until ctx ends: the API stops accepting,
+// ends subscriptions (their partitions go back to their groups) and
+// finishes in-flight requests, then the NATS node enters lame duck mode
+// and stops. The API gets the larger part of the time and the NATS node
+// the rest (at least half of it, when ctx leaves less than
+// nodeStopReserve); when a step runs out of time the next one begins, and
+// the NATS node stops at once when ctx ends (see broker.Node.Shutdown).
+func (m *Main) Close(ctx context.Context) error {
 	var errs []error
 	m.serving.Store(false)
 	if m.API != nil {
-		errs = append(errs, m.API.Close(ctx))
+		apiCtx, cancel := context.WithCancel(ctx)
+		if d, ok := ctx.Deadline(); ok {
+			left := time.Until(d)
+			apiCtx, cancel = context.WithTimeout(ctx, max(left-nodeStopReserve, left/2))
+		}
+		errs = append(errs, m.API.Close(apiCtx))
+		cancel()
 	}
 	if m.Node != nil {
-		errs = append(errs, m.Node.Close())
+		errs = append(errs, m.Node.Shutdown(ctx))
 	}
 	if m.Ops != nil {
-		errs = append(errs, m.Ops.Close(ctx))
+		// The ops listener serves nothing long; it gets a moment of its own.
+		octx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		errs = append(errs, m.Ops.Close(octx))
+		cancel()
 	}
 	return errors.Join(errs...)
 }
+
+// nodeStopReserve is the time Close keeps for the NATS node's lame duck
+// mode (leadership transfer, about a second, and the closing of clients).
+const nodeStopReserve = 4 * time.Second
 
 // serverTLS builds the TLS configuration of a NATS listener. With
 // mutual set (routes), peers must present a certificate from ca; without it

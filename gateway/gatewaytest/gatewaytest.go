@@ -75,6 +75,25 @@ func (p *PKI) ClientTLS(t testing.TB, name string) *tls.Config {
 	return cfg
 }
 
+// ClientFiles writes a new certificate for CN=name, its key and the CA
+// certificate as PEM files in a temporary directory, for clients that read
+// files (browsers, the CLI).
+func (p *PKI) ClientFiles(t testing.TB, name string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	certPEM, keyPEM, err := p.CA.Issue(config.IssueOptions{Name: name, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := t.TempDir()
+	certFile, keyFile, caFile = filepath.Join(d, name+".pem"), filepath.Join(d, name+"-key.pem"), filepath.Join(d, "ca.pem")
+	for f, data := range map[string][]byte{certFile: certPEM, keyFile: keyPEM, caFile: p.CA.CertPEM} {
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile, caFile
+}
+
 // Client returns an HTTP client presenting CN=name (see ClientTLS) that
 // speaks HTTP/2 when http2 is set and only HTTP/1.1 otherwise. Its idle
 // connections close when the test ends.
@@ -197,18 +216,7 @@ func (n *Node) TLSConfig(name string) *tls.Config {
 // certificate as PEM files, for clients that read files.
 func (n *Node) ClientFiles(name string) (certFile, keyFile, caFile string) {
 	n.t.Helper()
-	certPEM, keyPEM, err := n.CA.Issue(config.IssueOptions{Name: name, Client: true})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	d := n.t.TempDir()
-	certFile, keyFile, caFile = filepath.Join(d, name+".pem"), filepath.Join(d, name+"-key.pem"), filepath.Join(d, "ca.pem")
-	for f, data := range map[string][]byte{certFile: certPEM, keyFile: keyPEM, caFile: n.CA.CertPEM} {
-		if err := os.WriteFile(f, data, 0o600); err != nil {
-			n.t.Fatal(err)
-		}
-	}
-	return certFile, keyFile, caFile
+	return n.PKI.ClientFiles(n.t, name)
 }
 
 // Main runs a package's tests with WebSockets over HTTP/2 (RFC 8441)
