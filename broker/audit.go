@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mevents/mevents"
-
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -6,9 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mevents/mevents"
-
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 )
 

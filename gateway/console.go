@@ -6,9 +6,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/mevents/mevents"
-
 	"github.com/gin-gonic/gin"
+	"github.com/mevents/mevents"
 )
 
 // The operators' console: a page, a script and a style sheet, embedded,
