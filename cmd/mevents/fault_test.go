@@ -37,6 +37,34 @@ type faultNode struct {
 	done chan struct{}
 }
 
+// newFaultNode writes cfg as DIR/<name>.yaml and returns the node that runs
+// it with bin, its output in DIR/<name>.log. It is killed (after a SIGCONT,
+// should a test have paused it) when the test ends; start starts it.
+func newFaultNode(t *testing.T, bin, dir string, cfg *config.Node) *faultNode {
+	t.Helper()
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, cfg.Node.Name+".yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(dir, cfg.Node.Name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &faultNode{t: t, bin: bin, path: path, cfg: cfg, log: log}
+	t.Cleanup(func() {
+		if n.cmd != nil {
+			_ = n.cmd.Process.Signal(syscall.SIGCONT)
+		}
+		n.stop(syscall.SIGKILL)
+		log.Close()
+	})
+	return n
+}
+
 func (n *faultNode) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(n.bin, "serve", "--config", n.path)
@@ -211,22 +239,9 @@ func TestFaultsProcesses(t *testing.T) {
 	for _, cfg := range cfgs {
 		cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = brokertest.FreeAddr(t), brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 		cfg.JetStream.Sync = config.SyncAlways // the product's default: kill -9 must lose nothing
-		data, err := yaml.Marshal(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, cfg.Node.Name+".yaml")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		log, err := os.Create(filepath.Join(dir, cfg.Node.Name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &faultNode{t: t, bin: bin, path: path, cfg: cfg, log: log}
+		n := newFaultNode(t, bin, dir, cfg)
 		nodes = append(nodes, n)
 		apis = append(apis, cfg.API.Listen)
-		t.Cleanup(func() { n.stop(syscall.SIGKILL); log.Close() })
 	}
 	for _, n := range nodes {
 		n.start()

@@ -21,7 +21,6 @@ import (
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
-	"gopkg.in/yaml.v3"
 )
 
 // The partition and nemesis suites: three `mevents serve` processes whose
@@ -92,28 +91,9 @@ func newChaosClusterTuned(t *testing.T, tune func(i int, cfg *config.Node)) *cha
 		}
 		cfg.Cluster.Routes = routes
 		tune(i, cfg)
-		data, err := yaml.Marshal(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, cfg.Node.Name+".yaml")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		log, err := os.Create(filepath.Join(dir, cfg.Node.Name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &faultNode{t: t, bin: bin, path: path, cfg: cfg, log: log}
+		n := newFaultNode(t, bin, dir, cfg)
 		c.nodes = append(c.nodes, n)
 		c.apis = append(c.apis, cfg.API.Listen)
-		t.Cleanup(func() {
-			if n.cmd != nil {
-				_ = n.cmd.Process.Signal(syscall.SIGCONT)
-			}
-			n.stop(syscall.SIGKILL)
-			log.Close()
-		})
 	}
 	for _, n := range c.nodes {
 		n.start()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
-	"gopkg.in/yaml.v3"
 )
 
 // stopGrace is what a stop may take beyond shutdownTimeout in this test:
@@ -58,22 +56,9 @@ func TestStopWholeCluster(t *testing.T) {
 	for _, cfg := range clusterConfigs(t, dir, 3) {
 		cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = brokertest.FreeAddr(t), brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 		cfg.ShutdownTimeout = config.Duration(5 * time.Second)
-		data, err := yaml.Marshal(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, cfg.Node.Name+".yaml")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		log, err := os.Create(filepath.Join(dir, cfg.Node.Name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &faultNode{t: t, bin: bin, path: path, cfg: cfg, log: log}
+		n := newFaultNode(t, bin, dir, cfg)
 		nodes = append(nodes, n)
 		apis = append(apis, cfg.API.Listen)
-		t.Cleanup(func() { n.stop(syscall.SIGKILL); log.Close() })
 	}
 	startAll := func() {
 		for _, n := range nodes {
