@@ -146,7 +146,7 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 		maxDeliver = DefaultMaxDeliver
 	}
 	s := &Subscription{
-		n: n, client: cl, group: o.Group, types: types, start: o.Start, maxDeliver: maxDeliver, maxInFlight: o.MaxInFlight,
+		n: n, client: cl, group: o.Group, types: types, start: startOf(o.Start, time.Now()), maxDeliver: maxDeliver, maxInFlight: o.MaxInFlight,
 		id:   newMemberID(),
 		kick: make(chan struct{}, 1), commitKick: make(chan struct{}, 1), wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		parts: map[partKey]*part{}, releasing: map[partKey]*part{}, taking: map[partKey]context.CancelFunc{}, readers: map[string]*reader{},
@@ -172,6 +172,17 @@ func (n *Node) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 	go s.housekeep()
 	go s.commitLoop()
 	return s, nil
+}
+
+// startOf fixes where a new group starts when it subscribes: "latest"
+// is the moment of subscribing, not the later moment each of its
+// partitions is claimed, so that nothing accepted after the subscription
+// was answered is skipped by a partition claimed a little later.
+func startOf(s Start, now time.Time) Start {
+	if s.Latest {
+		return Start{Time: now}
+	}
+	return s
 }
 
 // Partitions returns the partitions of each type the subscription owns now.
