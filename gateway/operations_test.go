@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,12 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/gateway"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,25 +25,7 @@ type opsEnv struct {
 	*env
 	api2 *gateway.Server
 	ops  *gateway.Ops
-	log  *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer the server's logger and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  *gatewaytest.LogBuffer
 }
 
 func newOpsEnv(t *testing.T) *opsEnv {
@@ -70,7 +51,7 @@ func newOpsEnv(t *testing.T) *opsEnv {
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(e.node.Collector())
-	logs := &syncBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	api := e.pki.Serve(t, e.node, gateway.Config{TLS: e.pki.ServerFiles(t, "api2"), Metrics: gateway.NewMetrics(metrics),
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	ops := gateway.NewOps("127.0.0.1:0", e.node, nil)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,26 +17,13 @@ import (
 // gatewaytest.Main).
 func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // TestBrowserWebSocketOverHTTP2: Chromium opens the consumer's WebSocket
 // with new WebSocket(…) on a page served over HTTP/2, with a client
 // certificate; the server sees an extended CONNECT over HTTP/2 and the
 // session works as over HTTP/1.1: subprotocol, credit, events, results.
 func TestBrowserWebSocketOverHTTP2(t *testing.T) {
 	b := browsertest.New(t)
-	logs := &lockedBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	n := gatewaytest.NewCluster(t, gatewaytest.Options{
 		Logger:     slog.New(slog.NewJSONHandler(logs, nil)),
 		EventTypes: []broker.EventType{{Name: orderType, Schema: []byte(`{"type":"object"}`)}},

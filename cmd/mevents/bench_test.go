@@ -14,6 +14,7 @@ import (
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/broker/brokertest"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -201,7 +202,7 @@ func TestWatch(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out gatewaytest.LogBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"watch", "--api", "https://" + m.API.Addr(), "--ca", filepath.Join(pki, "ca.pem"),

@@ -14,6 +14,7 @@ import (
 	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/mevents/mevents/gateway/browsertest"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -48,7 +49,7 @@ func TestDevWebSocketOverHTTP2(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	cmd := exec.Command(buildBinary(t), "dev", "--dir", dir)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, logs, logs
 	if err := cmd.Start(); err != nil {

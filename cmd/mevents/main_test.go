@@ -21,22 +21,10 @@ import (
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
@@ -129,7 +117,7 @@ func TestDev(t *testing.T) {
 	}
 	cfg.API.Listen, cfg.Ops.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.JetStream.Sync = config.Sync(time.Minute)
-	var help syncBuffer
+	var help gatewaytest.LogBuffer
 	m := runMain(t, cfg, func(m *Main) { printDevHelp(&help, dir, m) })
 
 	if _, err := exec.LookPath("curl"); err != nil {

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,22 +24,8 @@ const (
 	personType = "md.gov.person.registered"
 )
 
-// logBuffer collects the gateways' JSON logs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // startNodes starts size nodes with a producer and a consumer client.
-func startNodes(t *testing.T, size int, logs *logBuffer) []*gatewaytest.Node {
+func startNodes(t *testing.T, size int, logs *gatewaytest.LogBuffer) []*gatewaytest.Node {
 	t.Helper()
 	return startCluster(t, size, logs, nil)
 }
@@ -51,7 +36,7 @@ func startNodesWith(t *testing.T, change func(*broker.Client)) []*gatewaytest.No
 	return startCluster(t, 1, nil, change)
 }
 
-func startCluster(t *testing.T, size int, logs *logBuffer, change func(*broker.Client)) []*gatewaytest.Node {
+func startCluster(t *testing.T, size int, logs *gatewaytest.LogBuffer, change func(*broker.Client)) []*gatewaytest.Node {
 	t.Helper()
 	o := gatewaytest.Options{Size: size, AckTimeout: 3 * time.Second,
 		EventTypes: []broker.EventType{
@@ -193,7 +178,7 @@ func consume(t *testing.T, c *client.Client, o client.ConsumerOptions, h client.
 // delivery; every key's events are still handled in order, over each way
 // of consuming.
 func TestOrderedUnderReleases(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	n := startNodes(t, 1, logs)[0]
 	p := newClient(t, n, "producer").Producer(client.ProducerOptions{})
 	for _, tt := range []struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/gateway/client"
+	"github.com/mevents/mevents/gateway/gatewaytest"
 )
 
 // waitFor polls cond until it holds or d passes.
@@ -28,7 +29,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // TestReconnectResumes: maintenance closes the WebSocket and refuses new
 // ones; the consumer reconnects when it ends and goes on in order.
 func TestReconnectResumes(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	n := startNodes(t, 1, logs)[0]
 	p := newClient(t, n, "producer").Producer(client.ProducerOptions{})
 	const keys, perKey = 4, 50
