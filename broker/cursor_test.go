@@ -11,6 +11,7 @@ import (
 
 	"github.com/mevents/mevents"
 	"github.com/mevents/mevents/broker"
+	"github.com/mevents/mevents/broker/brokertest"
 )
 
 // orderedConsumer is a consumer instance that handles each key's events
@@ -371,5 +372,64 @@ func TestCursorRecord(t *testing.T) {
 		if c.Group == "rec" && c.Partition == mevents.Partition(a) && (c.AckPending != 1 || c.Floor != 0 || c.To != 2 || c.OldestUnacked <= 0) {
 			t.Fatalf("cursor state %+v", c)
 		}
+	}
+}
+
+// TestGroupResumesAfterWholeClusterStop: every node of the cluster stops
+// at once while an instance of a group holds events unacknowledged; after
+// the restart the group receives every event it had not acknowledged, and
+// none it had.
+func TestGroupResumesAfterWholeClusterStop(t *testing.T) {
+	nodes, cfgs, reg := groupClusterConfigs(t, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var evs []mevents.Event
+	for i := range 60 {
+		evs = append(evs, event(t, consumeType, "/s", fmt.Sprintf("e%d", i), fmt.Sprintf("key-%d", i%7)))
+	}
+	if err := nodes[1].Publish(ctx, broker.Publication{Producer: "prod", Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "stop", MaxInFlight: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	for range 60 {
+		d, ev := next(t, s, 20*time.Second)
+		if len(acked) < 30 {
+			acked[ev.ID] = true
+			settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+		}
+	}
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 0 {
+				s.Close()
+			}
+			n.Close()
+		}()
+	}
+	wg.Wait()
+	nodes = brokertest.OpenAll(t, cfgs)
+	for _, n := range nodes {
+		if err := n.ApplyRegistry(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := nodes[2].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "stop", MaxInFlight: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for range 30 {
+		d, ev := next(t, s2, 30*time.Second)
+		if acked[ev.ID] {
+			t.Fatalf("%s delivered again (count %d) after its acknowledgement succeeded", ev.ID, d.Count)
+		}
+		settle(t, s2, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 	}
 }
