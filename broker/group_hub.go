@@ -27,10 +27,13 @@ type hubKey struct{ client, group string }
 
 // hubs are a node's hubs.
 type hubs struct {
-	mu     sync.Mutex
-	closed bool
-	byKey  map[hubKey]*hub
-	wg     sync.WaitGroup // hub goroutines
+	mu      sync.Mutex
+	closed  bool
+	byKey   map[hubKey]*hub
+	beating bool               // the beat goroutine runs
+	beatSub *nats.Subscription // the other nodes' beats
+	stop    chan struct{}      // closed by close: the beat goroutine ends
+	wg      sync.WaitGroup     // hub and beat goroutines
 }
 
 // errNodeClosed is returned by join once the node is closing.
@@ -56,6 +59,9 @@ func (hs *hubs) join(n *Node, key hubKey, m *membership) error {
 		local: map[string]*membership{}, remote: map[string]*remoteHub{}, cur: view{},
 	}
 	h.addLocked(m) // not shared yet
+	if err := hs.beatLocked(n); err != nil {
+		return err
+	}
 	sub, err := n.nc.Subscribe(h.subject, h.receive)
 	if err != nil {
 		return err
@@ -100,17 +106,120 @@ func (hs *hubs) leave(m *membership) {
 }
 
 // close stops every hub without a bye (their instances vanish for the
-// other nodes, as they released nothing) and waits for them.
+// other nodes, as they released nothing) and the beat, and waits for them.
 func (hs *hubs) close() {
 	hs.mu.Lock()
 	hs.closed = true
 	all := slices.Collect(maps.Values(hs.byKey))
 	clear(hs.byKey)
+	if hs.beating {
+		close(hs.stop)
+		_ = hs.beatSub.Unsubscribe()
+	}
 	hs.mu.Unlock()
 	for _, h := range all {
 		h.halt(false)
 	}
 	hs.wg.Wait()
+}
+
+// beatLocked starts the node's beat when it does not run yet: every
+// heartbeatInterval one message on beatSubject carries the lists of all
+// the node's hubs (chunked to fit NATS's payload limit), and the other
+// nodes' beats are applied to the hubs here. hs.mu is held.
+func (hs *hubs) beatLocked(n *Node) error {
+	if hs.beating {
+		return nil
+	}
+	sub, err := n.nc.Subscribe(beatSubject, func(msg *nats.Msg) { hs.receiveBeat(n, msg) })
+	if err != nil {
+		return err
+	}
+	hs.beating, hs.beatSub, hs.stop = true, sub, make(chan struct{})
+	hs.wg.Add(1)
+	go func() {
+		defer hs.wg.Done()
+		tick := time.NewTicker(heartbeatInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case now := <-tick.C:
+				hs.beat(n, now)
+			case <-hs.stop:
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// beatSubject is the core NATS subject of the nodes' beats.
+const beatSubject = "_mevents.beat"
+
+// beatMsg is one message of a node's beat.
+type beatMsg struct {
+	Node string      `json:"node"`
+	Hubs []beatEntry `json:"hubs"`
+}
+
+type beatEntry struct {
+	Client  string          `json:"client"`
+	Group   string          `json:"group"`
+	Hub     string          `json:"hub"`
+	Members json.RawMessage `json:"members"`
+}
+
+// beat forgets the remote hubs not heard of for memberTTL and publishes
+// the node's hubs' lists.
+func (hs *hubs) beat(n *Node, now time.Time) {
+	hs.mu.Lock()
+	all := slices.Collect(maps.Values(hs.byKey))
+	hs.mu.Unlock()
+	limit := int(n.nc.MaxPayload()) / 2
+	var b []byte
+	flush := func() {
+		if len(b) > 0 {
+			b = append(b, "]}"...)
+			_ = n.nc.Publish(beatSubject, b)
+		}
+		b = nil
+	}
+	for _, h := range all {
+		h.mu.Lock()
+		h.expireLocked(now)
+		members := h.localListLocked()
+		h.mu.Unlock()
+		entry, _ := json.Marshal(beatEntry{Client: h.key.client, Group: h.key.group, Hub: h.id, Members: members})
+		if len(b) > 0 && len(b)+len(entry) > limit {
+			flush()
+		}
+		if len(b) == 0 {
+			head, _ := json.Marshal(n.cfg.Name)
+			b = append(append(append(b, `{"node":`...), head...), `,"hubs":[`...)
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, entry...)
+	}
+	flush()
+}
+
+// receiveBeat applies another node's beat to the hubs of the groups this
+// node has instances of.
+func (hs *hubs) receiveBeat(n *Node, msg *nats.Msg) {
+	var in beatMsg
+	if json.Unmarshal(msg.Data, &in) != nil || in.Node == n.cfg.Name {
+		return
+	}
+	now := time.Now()
+	for _, e := range in.Hubs {
+		hs.mu.Lock()
+		h := hs.byKey[hubKey{e.Client, e.Group}]
+		hs.mu.Unlock()
+		if h != nil {
+			h.apply(hubMsg{Hub: e.Hub, Node: in.Node, Members: e.Members}, now)
+		}
+	}
 }
 
 // count returns the number of hubs (tests).
@@ -163,11 +272,10 @@ type wireMember struct {
 	Types []string `json:"types"`
 }
 
-// run publishes the heartbeats and the announcements until halt.
+// run publishes the announcements until halt (the node's beat carries the
+// heartbeats).
 func (h *hub) run() {
 	defer close(h.done)
-	tick := time.NewTicker(heartbeatInterval)
-	defer tick.Stop()
 	var gap <-chan time.Time // while set, an announcement waits for it
 	waiting := false
 	for {
@@ -186,11 +294,6 @@ func (h *hub) run() {
 				h.publish(false, false)
 				gap = time.After(announceGap)
 			}
-		case now := <-tick.C:
-			h.mu.Lock()
-			h.expireLocked(now)
-			h.mu.Unlock()
-			h.publish(false, false)
 		case <-h.stop:
 			if h.bye {
 				h.publish(false, true)
@@ -217,20 +320,25 @@ func (h *hub) nudge() {
 	}
 }
 
+// localListLocked returns the local members as published.
+func (h *hub) localListLocked() json.RawMessage {
+	if h.localMsg == nil {
+		list := make([]wireMember, 0, len(h.local))
+		for id, m := range h.local {
+			list = append(list, wireMember{ID: id, Types: m.types})
+		}
+		slices.SortFunc(list, func(a, b wireMember) int { return strings.Compare(a.ID, b.ID) })
+		h.localMsg, _ = json.Marshal(list)
+	}
+	return h.localMsg
+}
+
 // publish sends the local members (none with bye).
 func (h *hub) publish(hello, bye bool) {
 	members := json.RawMessage("[]")
 	if !bye {
 		h.mu.Lock()
-		if h.localMsg == nil {
-			list := make([]wireMember, 0, len(h.local))
-			for id, m := range h.local {
-				list = append(list, wireMember{ID: id, Types: m.types})
-			}
-			slices.SortFunc(list, func(a, b wireMember) int { return strings.Compare(a.ID, b.ID) })
-			h.localMsg, _ = json.Marshal(list)
-		}
-		members = h.localMsg
+		members = h.localListLocked()
 		h.mu.Unlock()
 	}
 	// The list is spliced in rather than marshalled again each heartbeat.
@@ -246,18 +354,26 @@ func (h *hub) publish(hello, bye bool) {
 // receive applies another hub's message.
 func (h *hub) receive(msg *nats.Msg) {
 	var in hubMsg
-	if json.Unmarshal(msg.Data, &in) != nil || in.Hub == "" || in.Hub == h.id {
+	if json.Unmarshal(msg.Data, &in) != nil {
+		return
+	}
+	h.apply(in, time.Now())
+	if in.Hello && in.Hub != h.id {
+		h.nudge() // answered once per node
+	}
+}
+
+// apply applies another hub's list (an announcement or a beat).
+func (h *hub) apply(in hubMsg, now time.Time) {
+	if in.Hub == "" || in.Hub == h.id {
 		return
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	before := h.cur.heads(nil)
-	if h.applyLocked(in, time.Now()) {
+	if h.applyLocked(in, now) {
 		h.cur = newView(h.membersLocked())
 		h.movedLocked(before)
-	}
-	h.mu.Unlock()
-	if in.Hello {
-		h.nudge() // answered once per node
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 // The members are known through the nodes, not each instance by each
 // other: a node keeps one hub per (client, group) that has instances on it
 // (group_hub.go). The hub speaks for all of the node's instances of the
-// group, so an idle group costs one message per node and heartbeatInterval
-// whatever its number of instances. On the core NATS subject
+// group, and the node's beat for all of its hubs, so an idle group costs no
+// message of its own. On the core NATS subject
 //
 //	_mevents.members.<client>.<group>
 //
@@ -32,7 +32,6 @@ import (
 //
 // where members are the hub's local instances sorted by id, and "members"
 // replaces the hub's previous list at every receiver. A hub publishes
-//   - its list every heartbeatInterval (the heartbeat);
 //   - with "hello" when it is created (its node's first instance of the
 //     group joins): every other hub answers with its list at once, so the
 //     new instance knows the group within joinSettle;
@@ -42,13 +41,25 @@ import (
 //   - with "bye" and no members when its last local instance leaves; then
 //     it unsubscribes and is gone.
 //
+// The heartbeats travel together: every heartbeatInterval a node that has
+// hubs publishes on _mevents.beat
+//
+//	{"node": "<server name>", "hubs": [{"client": "…", "group": "…",
+//	 "hub": "<hub id>", "members": [<as above>]}, …]}
+//
+// (in as many messages as NATS's payload limit needs), and each node hands
+// every entry to its own hub of that group, if it has one, as that hub's
+// heartbeat. Three nodes with hundreds of idle groups exchange a few
+// messages a second, not one per group and node.
+//
 // A hub not heard of for memberTTL has vanished with all its members (its
 // node died or was cut off). A node that shuts down with instances still
 // open says nothing: they vanish too, as they released nothing. All nodes
-// of a cluster must speak the same version of this format. (Each version
-// ignores the other's messages: during a rolling upgrade from the format
-// of one message per instance, instances on old and new nodes do not see
-// each other and may claim the same partitions in turn.)
+// of a cluster must speak the same version of this format. (During a
+// rolling upgrade from an earlier format — one message per instance, or
+// per hub heartbeats — instances on old and new nodes do not see each
+// other, or see each other vanish between announcements, and may claim the
+// same partitions in turn; the cursor's single owner keeps the order.)
 //
 // Views of the membership differ for at most a heartbeat, so two instances
 // may briefly want one partition, or none. Neither breaks the order: the

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -96,7 +97,7 @@ func TestGroupMembershipScales(t *testing.T) {
 	// An idle group costs a heartbeat per node and second, not per instance.
 	nc := nodes[2].JetStream().Conn()
 	var msgs atomic.Int64
-	counter, err := nc.Subscribe("_mevents.members.>", func(*nats.Msg) { msgs.Add(1) })
+	counter, err := nc.Subscribe("_mevents.>", func(*nats.Msg) { msgs.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,4 +145,67 @@ func TestGroupMembershipScales(t *testing.T) {
 	if got := nodes[0].HubsForTest(); got != 0 {
 		t.Fatalf("node 1 keeps %d hubs after its instances left", got)
 	}
+}
+
+// TestIdleGroupsShareHeartbeats: many groups with an instance on each of
+// two nodes cost a heartbeat message per node and second, not per group,
+// and those heartbeats keep every instance a member: nobody's partitions
+// move while they are idle.
+func TestIdleGroupsShareHeartbeats(t *testing.T) {
+	nodes, reg := groupCluster(t, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cl := reg.Client("c")
+	const groups = 150
+	var subs []*broker.Subscription
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, s := range subs {
+			wg.Go(s.Close)
+		}
+		wg.Wait()
+	})
+	for g := range groups {
+		for _, n := range nodes[:2] {
+			s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: cl, Group: fmt.Sprintf("idle%d", g)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, s)
+		}
+	}
+	halves := func() bool {
+		for _, s := range subs {
+			if len(s.Partitions()[consumeType]) != mevents.Partitions/2 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 60*time.Second, "every instance owning half of its group's partitions", halves)
+
+	nc := nodes[2].JetStream().Conn()
+	var msgs atomic.Int64
+	counter, err := nc.Subscribe("_mevents.>", func(*nats.Msg) { msgs.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counter.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than memberTTL: without the beats each instance would find
+	// the other vanished and take all 12 partitions.
+	start := time.Now()
+	for time.Since(start) < 2*memberTTL {
+		if !halves() {
+			t.Fatalf("after %s idle, an instance's partitions moved", time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	counted, seconds := msgs.Load(), time.Since(start).Seconds()
+	if max := int64(2 * (seconds + 1)); counted > max || counted == 0 {
+		t.Fatalf("%d membership messages in %.1fs from 2 nodes with %d idle groups, want 1 to %d", counted, seconds, groups, max)
+	}
+	t.Logf("%d membership messages in %.1fs, %d idle groups on 2 nodes", counted, seconds, groups)
 }
