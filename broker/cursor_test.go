@@ -318,7 +318,7 @@ func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
 	}
 }
 
-// TestCursorRecord: a cursor reads as the README documents it, with `nats
+// TestCursorRecord: a cursor reads as RELIABILITY.md documents it, with `nats
 // kv get`: settled up to "to" but the open events, its owner and epoch.
 func TestCursorRecord(t *testing.T) {
 	n, reg := consumeNode(t)
