@@ -483,6 +483,9 @@ func (c *chaosCluster) check() {
 			t.Fatal(err)
 		}
 		if r.Message == nil {
+			if r.Error != nil && r.Error.Code != 10037 {
+				t.Logf("read event %d: %s", seq, resp.Data)
+			}
 			gaps++ // an interior gap; what is acknowledged is checked by id below
 			continue
 		}
