@@ -83,6 +83,8 @@ type Subscription struct {
 	maxDeliver  int
 	maxInFlight int
 	id          string // member id
+	startMu     sync.Mutex
+	startSeqs   map[string]uint64 // by type: where start is (startSeq)
 	members     *membership
 	ctx         context.Context
 	cancel      context.CancelFunc

@@ -149,11 +149,11 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, er
 	for {
 		var c cursor
 		var rev uint64
+		var upgraded bool
 		e, err := kv.Get(ctx, key)
-		fresh := errors.Is(err, jetstream.ErrKeyNotFound)
 		switch {
-		case fresh:
-			if c, err = s.n.startCursor(ctx, s.client.ID, s.group, k.typ, k.partition, s.start); err != nil {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if c, upgraded, err = s.startCursor(ctx, k.typ, k.partition); err != nil {
 				return cursor{}, 0, err
 			}
 		case err != nil:
@@ -181,7 +181,7 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, er
 		if isLost(err) {
 			continue // another instance wrote it meanwhile: read again
 		}
-		if err == nil && fresh {
+		if err == nil && upgraded {
 			s.n.dropOldConsumer(ctx, s.client.ID, s.group, k.typ, k.partition)
 		}
 		return c, rev, err

@@ -39,8 +39,8 @@ const (
 	// more partitions to come or go.
 	restartGather = 25 * time.Millisecond
 	// stallCheck is how long a reader that read something within
-	// stallWindow waits for its next event before it asks its consumer
-	// whether events are held up: a pull's accounting can go wrong (a
+	// stallWindow (or has read nothing yet: once) waits for its next event
+	// before it asks its consumer whether events are held up: a pull's accounting can go wrong (a
 	// delivery dropped by a full iterator, whose pull then seems to be
 	// outstanding), and nats.go notices only after two missed heartbeats.
 	stallCheck  = 5 * time.Second
@@ -239,15 +239,21 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 		return true
 	default:
 	}
-	var last uint64 // the consumer's last delivery number
-	lastAt := time.Now()
+	var last uint64       // the consumer's last delivery number
+	var lastAt time.Time  // when it came; zero until the first
+	checkedFirst := false // a reader that has read nothing asks once
 	for {
 		if !r.waitRoom() {
 			return true
 		}
 		m, err := it.Next(jetstream.NextMaxWait(stallCheck))
 		if errors.Is(err, nats.ErrTimeout) {
-			if time.Since(lastAt) < stallWindow && r.stalled(cons, last) {
+			// Only readers that read a moment ago ask, and a new one once:
+			// every idle reader asking every stallCheck would cost the
+			// cluster hundreds of requests a second with hundreds of groups.
+			ask := !lastAt.IsZero() && time.Since(lastAt) < stallWindow || lastAt.IsZero() && !checkedFirst
+			checkedFirst = true
+			if ask && r.stalled(cons, last) {
 				s.n.log.Info("reader stalled: reading again", "consumer", name)
 				return true
 			}

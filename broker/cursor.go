@@ -161,29 +161,47 @@ func (n *Node) cursorsKV(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 // startCursor returns the cursor of a group's partition that was never
-// used: it starts at start, or where the group's consumer of an earlier
-// version of mevents was (upgrade.go).
-func (n *Node) startCursor(ctx context.Context, client, group, t string, p int, start Start) (cursor, error) {
+// used: it starts at the instance's start, or where the group's consumer
+// of an earlier version of mevents was (upgrade.go); upgraded says which.
+func (s *Subscription) startCursor(ctx context.Context, t string, p int) (c cursor, upgraded bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*upgradeWait)
 	defer cancel()
-	if c, ok, err := n.upgradeCursor(ctx, client, group, t, p); err != nil || ok {
-		return c, err
+	n := s.n
+	old, err := n.hasOldConsumer(ctx, StreamName(t), consumerName(s.client.ID, s.group, p))
+	if err != nil {
+		return cursor{}, false, err
 	}
-	switch {
-	case start.Latest:
-		info, err := n.js.Stream(ctx, StreamName(t))
-		if err != nil {
-			return cursor{}, fmt.Errorf("stream %s: %w", StreamName(t), err)
+	if old {
+		if c, ok, err := n.upgradeCursor(ctx, s.client.ID, s.group, t, p); err != nil || ok {
+			return c, ok, err
 		}
-		return cursor{to: info.CachedInfo().State.LastSeq}, nil
-	case !start.Time.IsZero():
-		seq, err := n.seqAtTime(ctx, StreamName(t), start.Time)
-		if err != nil {
-			return cursor{}, err
-		}
-		return cursor{to: seq - 1}, nil
 	}
-	return cursor{}, nil
+	if s.start.Time.IsZero() {
+		return cursor{}, false, nil
+	}
+	seq, err := s.startSeq(ctx, t)
+	return cursor{to: seq - 1}, false, err
+}
+
+// startSeq returns the first stream sequence of type t at or after the
+// instance's start time. It is the same for every partition, so it is
+// asked once per type and instance, not once per partition: hundreds of
+// groups joining at once would flood the JetStream API otherwise.
+func (s *Subscription) startSeq(ctx context.Context, t string) (uint64, error) {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if seq, ok := s.startSeqs[t]; ok {
+		return seq, nil
+	}
+	seq, err := s.n.seqAtTime(ctx, StreamName(t), s.start.Time)
+	if err != nil {
+		return 0, err
+	}
+	if s.startSeqs == nil {
+		s.startSeqs = map[string]uint64{}
+	}
+	s.startSeqs[t] = seq
+	return seq, nil
 }
 
 // seqAtTime returns the sequence of the first event stored at or after

@@ -101,8 +101,10 @@ type Node struct {
 	groups groupCache // the dead-event stream (dead.go)
 	audit  auditTrail // the audit stream (audit.go)
 	hubs   hubs       // membership of consumer groups (group_hub.go)
-	local  localSubs  // this node's consumer instances (consume_settle.go)
-	polls  polls      // the instances that serve long polls (poll.go)
+	// oldConsumers: consumers of an earlier version, listed (upgrade.go).
+	oldConsumers oldConsumers
+	local        localSubs // this node's consumer instances (consume_settle.go)
+	polls        polls     // the instances that serve long polls (poll.go)
 	// bgCtx ends when the node starts closing; bg counts the background
 	// work it stops (upgrade.go).
 	bg sync.WaitGroup

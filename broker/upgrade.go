@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mevents/mevents"
@@ -102,10 +103,83 @@ func (n *Node) upgradeCursor(ctx context.Context, client, group, t string, p int
 // dropOldConsumer deletes the durable consumer an earlier version kept for
 // a partition of a group, if there is one.
 func (n *Node) dropOldConsumer(ctx context.Context, client, group, t string, p int) {
-	err := n.js.DeleteConsumer(ctx, StreamName(t), consumerName(client, group, p))
+	stream, name := StreamName(t), consumerName(client, group, p)
+	err := n.js.DeleteConsumer(ctx, stream, name)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		n.log.Warn("delete the consumer of an earlier version", "consumer", consumerName(client, group, p), "err", err)
+		n.log.Warn("delete the consumer of an earlier version", "consumer", name, "err", err)
+		return
 	}
+	n.oldConsumers.forget(stream, name)
+}
+
+// oldConsumersTTL is how long a node trusts its list of a stream's
+// consumers of an earlier version.
+const oldConsumersTTL = time.Minute
+
+// oldConsumers are the consumers of an earlier version on each stream, as
+// a node last listed them. A claim of a partition that has no cursor yet
+// asks whether the group had such a consumer; asking JetStream each time
+// would cost a request per partition (12 per type and group) while groups
+// join. Only old versions make such consumers (a cluster in a rolling
+// upgrade), so a list a minute old is good enough.
+type oldConsumers struct {
+	mu       sync.Mutex
+	byStream map[string]*oldConsumerList
+}
+
+type oldConsumerList struct {
+	mu    sync.Mutex // held while listing
+	at    time.Time
+	names map[string]bool // nil until listed
+}
+
+func (oc *oldConsumers) list(stream string) *oldConsumerList {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	l := oc.byStream[stream]
+	if l == nil {
+		if oc.byStream == nil {
+			oc.byStream = map[string]*oldConsumerList{}
+		}
+		l = &oldConsumerList{}
+		oc.byStream[stream] = l
+	}
+	return l
+}
+
+// forget removes a consumer that was deleted.
+func (oc *oldConsumers) forget(stream, name string) {
+	l := oc.list(stream)
+	l.mu.Lock()
+	delete(l.names, name)
+	l.mu.Unlock()
+}
+
+// hasOldConsumer says whether stream has the consumer of an earlier
+// version named name, listing the stream's consumers when the node's list
+// is older than oldConsumersTTL.
+func (n *Node) hasOldConsumer(ctx context.Context, stream, name string) (bool, error) {
+	l := n.oldConsumers.list(stream)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.names == nil || time.Since(l.at) > oldConsumersTTL {
+		st, err := n.js.Stream(ctx, stream)
+		if err != nil {
+			return false, fmt.Errorf("stream %s: %w", stream, err)
+		}
+		names := map[string]bool{}
+		lister := st.ConsumerNames(ctx)
+		for c := range lister.Name() {
+			if _, _, _, ok := parseConsumerName(c); ok {
+				names[c] = true
+			}
+		}
+		if err := lister.Err(); err != nil {
+			return false, fmt.Errorf("consumers of %s: %w", stream, err)
+		}
+		l.names, l.at = names, time.Now()
+	}
+	return l.names[name], nil
 }
 
 // upgradeGroups gives every group consumer of an earlier version on the
