@@ -56,13 +56,17 @@ type reader struct {
 	mu   sync.Mutex
 	it   jetstream.MessagesContext // the current iterator, to interrupt
 	host string                    // the node the current consumer lives on
+
+	// parkDelay is how long the reader reads nothing before it parks
+	// (consume_park.go); only its goroutine uses it.
+	parkDelay time.Duration
 }
 
 // readerFor returns the reader of type t, starting it if needed; s.mu is held.
 func (s *Subscription) readerFor(t string) *reader {
 	r := s.readers[t]
 	if r == nil {
-		r = &reader{s: s, typ: t, again: make(chan struct{}, 1)}
+		r = &reader{s: s, typ: t, again: make(chan struct{}, 1), parkDelay: s.n.parkAfter}
 		s.readers[t] = r
 		s.wg.Add(1)
 		go func() {
@@ -111,6 +115,7 @@ func (r *reader) plan() (filters []string, start uint64) {
 
 func (r *reader) run() {
 	s := r.s
+	defer s.n.tails.unpark(r)
 	serial := 0
 	pause := 100 * time.Millisecond
 	for s.ctx.Err() == nil {
@@ -137,7 +142,11 @@ func (r *reader) run() {
 		}
 		serial++
 		name := "mevents_r_" + s.id + "_" + strconv.Itoa(serial)
-		ok := r.read(name, filters, start)
+		ok, parked := r.read(name, filters, start)
+		if parked {
+			r.sleep()
+			continue
+		}
 		if !ok && s.ctx.Err() == nil {
 			select {
 			case <-time.After(pause):
@@ -152,9 +161,28 @@ func (r *reader) run() {
 	}
 }
 
-// read reads through one consumer until it is interrupted or lost; false
-// when it could not be made.
-func (r *reader) read(name string, filters []string, start uint64) bool {
+// sleep waits, parked, until an event of the reader's partitions is
+// published or its partitions change; the next park delay is longer when
+// that came soon.
+func (r *reader) sleep() {
+	s := r.s
+	since := time.Now()
+	select {
+	case <-r.again:
+		signal(r.again) // run reads the partitions again
+	case <-s.ctx.Done():
+	}
+	s.n.tails.unpark(r)
+	if time.Since(since) < r.parkDelay {
+		r.parkDelay = min(2*r.parkDelay, parkMax)
+	} else {
+		r.parkDelay = s.n.parkAfter
+	}
+}
+
+// read reads through one consumer until it is interrupted or lost (ok
+// false when it could not be made), or parks (consume_park.go).
+func (r *reader) read(name string, filters []string, start uint64) (ok, parked bool) {
 	s := r.s
 	stream := StreamName(r.typ)
 	timeout := apiAttempt
@@ -193,7 +221,7 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 		if s.ctx.Err() == nil {
 			s.n.log.Warn("create reader", "stream", stream, "err", err)
 		}
-		return false
+		return false, false
 	}
 	// A pull sent before the consumer's node has made it is lost, and
 	// found out only by missing heartbeats: its info, which that node
@@ -221,7 +249,7 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 	it, err := cons.Messages(jetstream.PullMaxMessages(readBatch), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		s.n.log.Warn("read", "consumer", name, "err", err)
-		return false
+		return false, false
 	}
 	r.mu.Lock()
 	r.it, r.host = it, host
@@ -236,17 +264,18 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 	select {
 	case <-r.again: // changed while it was made
 		signal(r.again)
-		return true
+		return true, false
 	default:
 	}
 	var last uint64       // the consumer's last delivery number
 	var lastAt time.Time  // when it came; zero until the first
 	checkedFirst := false // a reader that has read nothing asks once
+	since := time.Now()   // of the last event read, or of the start
 	for {
 		if !r.waitRoom() {
-			return true
+			return true, false
 		}
-		m, err := it.Next(jetstream.NextMaxWait(stallCheck))
+		m, err := it.Next(jetstream.NextMaxWait(min(stallCheck, r.parkDelay)))
 		if errors.Is(err, nats.ErrTimeout) {
 			// Only readers that read a moment ago ask, and a new one once:
 			// every idle reader asking every stallCheck would cost the
@@ -255,7 +284,10 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 			checkedFirst = true
 			if ask && r.stalled(cons, last) {
 				s.n.log.Info("reader stalled: reading again", "consumer", name)
-				return true
+				return true, false
+			}
+			if time.Since(since) >= r.parkDelay && r.tryPark(cons, last, filters) {
+				return true, true
 			}
 			continue
 		}
@@ -263,7 +295,7 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && s.ctx.Err() == nil {
 				s.n.log.Info("reader interrupted", "consumer", name, "err", err)
 			}
-			return true
+			return true, false
 		}
 		meta, err := m.Metadata()
 		if err != nil {
@@ -271,9 +303,10 @@ func (r *reader) read(name string, filters []string, start uint64) bool {
 		}
 		if meta.Sequence.Consumer != last+1 {
 			// A delivery lost on its way: read again from the positions.
-			return true
+			return true, false
 		}
 		last, lastAt = meta.Sequence.Consumer, time.Now()
+		since = lastAt
 		s.ingest(r.typ, m, meta.Sequence.Stream)
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -83,3 +84,10 @@ func (s *Subscription) ReaderHostForTest(t string) string {
 	}
 	return r.host
 }
+
+// SetParkAfterForTest sets how long the node's readers read nothing
+// before they park; before any subscription.
+func (n *Node) SetParkAfterForTest(d time.Duration) { n.parkAfter = d }
+
+// TailsForTest returns the node's tails and the readers parked on them.
+func (n *Node) TailsForTest() (tails, parked int) { return n.tails.count() }

@@ -16,6 +16,7 @@ import (
 //	mevents_jetstream_streams          streams on this node
 //	mevents_jetstream_messages         messages on this node
 //	mevents_jetstream_api_errors_total failed JetStream API requests
+//	mevents_readers_parked             idle readers parked on this node
 //
 // Register it on the node's own registry, never the global one.
 func (n *Node) Collector() prometheus.Collector { return nodeCollector{n} }
@@ -31,7 +32,8 @@ var (
 	descStreams   = prometheus.NewDesc("mevents_jetstream_streams", "JetStream streams on this node.", nil, nil)
 	descMessages  = prometheus.NewDesc("mevents_jetstream_messages", "Messages in the JetStream streams on this node.", nil, nil)
 	descAPIErrors = prometheus.NewDesc("mevents_jetstream_api_errors_total", "JetStream API requests that failed on this node.", nil, nil)
-	allNodeDescs  = []*prometheus.Desc{descReady, descLeader, descIsLeader, descPeers, descStore, descStreams, descMessages, descAPIErrors}
+	descParked    = prometheus.NewDesc("mevents_readers_parked", "Readers of consumer instances on this node parked while idle: they hold no JetStream consumer until an event of their partitions is published.", nil, nil)
+	allNodeDescs  = []*prometheus.Desc{descReady, descLeader, descIsLeader, descPeers, descStore, descStreams, descMessages, descAPIErrors, descParked}
 	gaugeOf       = func(b bool) float64 {
 		if b {
 			return 1
@@ -49,6 +51,8 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, gaugeOf(n.Ready() == nil))
+	_, parked := n.tails.count()
+	ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(parked))
 	if !n.opened.Load() || n.closed.Load() {
 		return
 	}

@@ -101,6 +101,9 @@ type Node struct {
 	groups groupCache // the dead-event stream (dead.go)
 	audit  auditTrail // the audit stream (audit.go)
 	hubs   hubs       // membership of consumer groups (group_hub.go)
+	tails  tails      // wake parked readers (consume_park.go)
+	// parkAfter is how long a reader reads nothing before it parks.
+	parkAfter time.Duration
 	// oldConsumers: consumers of an earlier version, listed (upgrade.go).
 	oldConsumers oldConsumers
 	local        localSubs // this node's consumer instances (consume_settle.go)
@@ -125,7 +128,7 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.LameDuck == 0 {
 		cfg.LameDuck = 2 * time.Second
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1), parkAfter: parkAfter}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	return n
 }

@@ -1,0 +1,61 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mevents/mevents"
+	"github.com/mevents/mevents/broker"
+)
+
+// TestIdleReadersPark: an instance that has read nothing for its park
+// delay gives its reader's JetStream consumer up, and an event published
+// afterwards on any node is delivered all the same, each time.
+func TestIdleReadersPark(t *testing.T) {
+	nodes, reg := groupCluster(t, time.Minute)
+	for _, n := range nodes {
+		n.SetParkAfterForTest(time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "park"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	readers := func() int {
+		st, err := nodes[0].JetStream().Stream(ctx, broker.StreamName(consumeType))
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		names := st.ConsumerNames(ctx)
+		for name := range names.Name() {
+			if strings.HasPrefix(name, "mevents_r_") {
+				count++
+			}
+		}
+		return count
+	}
+	for round := range 4 {
+		waitFor(t, 60*time.Second, "the reader parked", func() bool {
+			_, parked := nodes[0].TailsForTest()
+			return parked == 1
+		})
+		waitFor(t, 10*time.Second, "no reader consumer while parked", func() bool { return readers() == 0 })
+		// Published on each node in turn, one at the moment it parked.
+		id := fmt.Sprintf("e%d", round)
+		ev := event(t, consumeType, "/s", id, fmt.Sprintf("key-%d", round))
+		if err := nodes[round%3].Publish(ctx, broker.Publication{Producer: "prod", Events: []mevents.Event{ev}}); err != nil {
+			t.Fatal(err)
+		}
+		d, got := next(t, s, 10*time.Second)
+		if got.ID != id {
+			t.Fatalf("round %d: delivered %s, want %s", round, got.ID, id)
+		}
+		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	}
+}
