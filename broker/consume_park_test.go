@@ -49,6 +49,7 @@ func TestIdleReadersPark(t *testing.T) {
 		// Published on each node in turn, one at the moment it parked.
 		id := fmt.Sprintf("e%d", round)
 		ev := event(t, consumeType, "/s", id, fmt.Sprintf("key-%d", round))
+		sent := time.Now()
 		if err := nodes[round%3].Publish(ctx, broker.Publication{Producer: "prod", Events: []mevents.Event{ev}}); err != nil {
 			t.Fatal(err)
 		}
@@ -56,6 +57,7 @@ func TestIdleReadersPark(t *testing.T) {
 		if got.ID != id {
 			t.Fatalf("round %d: delivered %s, want %s", round, got.ID, id)
 		}
+		t.Logf("round %d: published on node %d, delivered %s later by the woken reader", round, round%3, time.Since(sent).Round(time.Millisecond))
 		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,8 +177,10 @@ func TestConsumeReleaseRedeliversItsKeyOnly(t *testing.T) {
 		got[ev.ID] = d
 		order = append(order, ev.ID)
 	}
-	if fmt.Sprint(order) != "[a1 a2 b1 b2]" {
-		t.Fatalf("first deliveries %v, want all four in stream order", order)
+	// Each key in stream order; the keys do not wait for each other, so
+	// how they interleave depends on when the events were read.
+	if pos := func(id string) int { return slices.Index(order, id) }; len(got) != 4 || pos("a1") > pos("a2") || pos("b1") > pos("b2") {
+		t.Fatalf("first deliveries %v, want all four, each key in stream order", order)
 	}
 	settle(t, s, broker.Settlement{Op: broker.SettleRelease, AckIDs: []string{got["a1"].AckID}})
 	res := s.Settle(context.Background(), broker.Settlement{Op: broker.SettleAck, AckIDs: []string{got["a2"].AckID}})
