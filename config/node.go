@@ -186,8 +186,9 @@ func (s Sync) MarshalYAML() (any, error) { return s.String(), nil }
 // Delivery configures the delivery of events to consumers.
 type Delivery struct {
 	// AckTimeout is how long a delivered event may stay unacknowledged
-	// before it is delivered again (default 30s). It applies to consumer
-	// groups created after it is set.
+	// before it is delivered again (default 30s). Each node applies its
+	// own to the instances it serves, from its start (a reload does not
+	// change it); keep it the same on every node.
 	AckTimeout Duration `yaml:"ackTimeout"`
 }
 
