@@ -24,7 +24,9 @@ import (
 // anything is pending, and a tail hears events only once its interest has
 // reached the other nodes (tailSettle), and remembers for tailRecent the
 // partitions it heard of, for events published before a reader parked and
-// stored after its last look.
+// stored after its last look. Should a tail miss something all the same
+// (a peer whose routes were cut comes back, or NATS drops messages of a
+// subscription that fell behind), the node wakes all its parked readers.
 //
 // A reader woken soon after it parked parks later the next time (its delay
 // doubles, up to parkMax), so that a partition with an event every minute
@@ -157,6 +159,21 @@ func (ts *tails) dropLocked(typ string, t *tail) {
 	}
 	if ts.byType[typ] == t {
 		delete(ts.byType, typ)
+	}
+}
+
+// wakeAll wakes every parked reader of the node: a tail may not have
+// heard everything (a peer came back after its routes were cut, so
+// interest and events crossed in flight; or a subscription fell behind and
+// NATS dropped messages for it), and a woken reader only looks.
+func (ts *tails) wakeAll() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, t := range ts.byType {
+		for r := range t.filter {
+			signal(r.again)
+			ts.unparkLocked(t, r)
+		}
 	}
 }
 

@@ -61,3 +61,29 @@ func TestIdleReadersPark(t *testing.T) {
 		settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 	}
 }
+
+// TestParkedReadersWakeWhenAPeerReturns: a peer that comes back may have
+// had events published while its routes were down, which no tail heard:
+// the parked readers of the other nodes wake and look.
+func TestParkedReadersWakeWhenAPeerReturns(t *testing.T) {
+	nodes, cfgs, reg := groupClusterConfigs(t, time.Minute)
+	for _, n := range nodes {
+		n.SetParkAfterForTest(time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "peer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	parked := func() int { _, p := nodes[0].TailsForTest(); return p }
+	waitFor(t, 60*time.Second, "the reader parked", func() bool { return parked() == 1 })
+	nodes[2].KillForTest()
+	nodes[2] = broker.NewNode(cfgs[2])
+	if err := nodes[2].Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nodes[2].Close() })
+	waitFor(t, 30*time.Second, "the parked reader woken by the peer's return", func() bool { return parked() == 0 })
+}

@@ -95,16 +95,7 @@ func TestGroupMembershipScales(t *testing.T) {
 	waitFor(t, 30*time.Second, "the first 12 members by id pulling one partition each", spread)
 
 	// An idle group costs a heartbeat per node and second, not per instance.
-	nc := nodes[2].JetStream().Conn()
-	var msgs atomic.Int64
-	counter, err := nc.Subscribe("_mevents.>", func(*nats.Msg) { msgs.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer counter.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	msgs := countMembership(t, nodes[2])
 	start := time.Now()
 	waitFor(t, 10*time.Second, "3 seconds of heartbeats", func() bool { return time.Since(start) >= 3*time.Second })
 	counted, seconds := msgs.Load(), time.Since(start).Seconds()
@@ -184,16 +175,7 @@ func TestIdleGroupsShareHeartbeats(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "every instance owning half of its group's partitions", halves)
 
-	nc := nodes[2].JetStream().Conn()
-	var msgs atomic.Int64
-	counter, err := nc.Subscribe("_mevents.>", func(*nats.Msg) { msgs.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer counter.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	msgs := countMembership(t, nodes[2])
 	// Longer than memberTTL: without the beats each instance would find
 	// the other vanished and take all 12 partitions.
 	start := time.Now()
@@ -208,4 +190,21 @@ func TestIdleGroupsShareHeartbeats(t *testing.T) {
 		t.Fatalf("%d membership messages in %.1fs from 2 nodes with %d idle groups, want 1 to %d", counted, seconds, groups, max)
 	}
 	t.Logf("%d membership messages in %.1fs, %d idle groups on 2 nodes", counted, seconds, groups)
+}
+
+// countMembership counts the membership messages (announcements and
+// beats) that reach node n from now until the test ends.
+func countMembership(t *testing.T, n *broker.Node) *atomic.Int64 {
+	t.Helper()
+	nc := n.JetStream().Conn()
+	var msgs atomic.Int64
+	counter, err := nc.Subscribe("_mevents.>", func(*nats.Msg) { msgs.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = counter.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &msgs
 }

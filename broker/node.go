@@ -165,6 +165,9 @@ func (n *Node) Open(ctx context.Context) error {
 				subject = sub.Subject
 			}
 			n.log.Debug("nats connection", "subject", subject, "err", err)
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.tails.wakeAll() // a tail may have lost messages
+			}
 		}))
 	if err != nil {
 		srv.Shutdown()

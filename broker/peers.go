@@ -39,7 +39,19 @@ func (n *Node) watchPeers() {
 		if now == nil {
 			continue
 		}
-		missing := false
+		missing, appeared := false, false
+		for name, ids := range now {
+			for id := range ids {
+				if seen != nil && !seen[name][id] {
+					appeared = true
+				}
+			}
+		}
+		if appeared {
+			// Events published over there while the routes were down
+			// were not heard by this node's tails.
+			n.tails.wakeAll()
+		}
 		for name, ids := range seen {
 			for id := range ids {
 				if !now[name][id] {
