@@ -282,6 +282,16 @@ func (s *Subscription) nextLocked(now time.Time) (Delivery, bool) {
 			s.watch() // the housekeeper queues it again when its delay ends
 			continue
 		}
+		if now.Sub(p.confirmed) > ownLease {
+			// Another instance may own the partition by now: it goes out
+			// once a write confirms this one still does.
+			p.leaseWait = append(p.leaseWait, e)
+			if !p.renew {
+				p.renew, p.dirty = true, true
+				signal(s.commitKick)
+			}
+			continue
+		}
 		if e.count >= s.maxDeliver {
 			s.push(e.bury())
 			s.wg.Add(1)

@@ -41,6 +41,15 @@ const (
 	commitGap = 50 * time.Millisecond
 	// commitTimeout bounds one commit round.
 	commitTimeout = 10 * time.Second
+	// ownLease is how long after its last successful conditional write an
+	// owner hands events of a partition out without writing again. It is
+	// shorter than the time the others take to count it gone (memberTTL
+	// after its last heartbeat, which comes at most heartbeatInterval
+	// before it is cut off), so that an owner cut off from the cluster
+	// stops delivering before another instance takes its partitions, and
+	// one that comes back writes — and finds out it lost them — before it
+	// delivers anything again.
+	ownLease = memberTTL - heartbeatInterval - 500*time.Millisecond
 )
 
 // Errors of settlements, as clients read them.
@@ -121,9 +130,9 @@ func (s *Subscription) rebalance() {
 func (s *Subscription) takeover(ctx context.Context, k partKey) {
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		c, rev, err := s.claim(ctx, k)
+		c, rev, sent, err := s.claim(ctx, k)
 		if err == nil {
-			s.install(ctx, k, c, rev)
+			s.install(ctx, k, c, rev, sent)
 			return
 		}
 		if ctx.Err() != nil {
@@ -138,44 +147,45 @@ func (s *Subscription) takeover(ctx context.Context, k partKey) {
 	}
 }
 
-// claim makes this instance the owner of partition k's cursor.
-func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, error) {
+// claim makes this instance the owner of partition k's cursor; sent is
+// when the write that did it was sent.
+func (s *Subscription) claim(ctx context.Context, k partKey) (c cursor, rev uint64, sent time.Time, err error) {
 	kv, err := s.n.cursorsKV(ctx)
 	if err != nil {
-		return cursor{}, 0, err
+		return cursor{}, 0, sent, err
 	}
 	key := cursorKey(s.client.ID, s.group, k.typ, k.partition)
 	deadline := time.Now().Add(handoverWait)
 	for {
-		var c cursor
-		var rev uint64
 		var upgraded bool
+		c, rev = cursor{}, 0
 		e, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			if c, upgraded, err = s.startCursor(ctx, k.typ, k.partition); err != nil {
-				return cursor{}, 0, err
+				return cursor{}, 0, sent, err
 			}
 		case err != nil:
-			return cursor{}, 0, err
+			return cursor{}, 0, sent, err
 		default:
 			if c, err = parseCursor(e.Value()); err != nil {
-				return cursor{}, 0, err
+				return cursor{}, 0, sent, err
 			}
 			rev = e.Revision()
 			if c.owner != "" && c.owner != s.id && s.members.alive(k.typ, c.owner) && time.Now().Before(deadline) {
 				select { // the previous owner gives it up soon
 				case <-time.After(50 * time.Millisecond):
 				case <-ctx.Done():
-					return cursor{}, 0, ctx.Err()
+					return cursor{}, 0, sent, ctx.Err()
 				}
 				continue
 			}
 		}
 		c.owner, c.node, c.epoch = s.id, s.n.cfg.Name, c.epoch+1
+		sent = time.Now()
 		f, err := s.n.casCursor(key, &c, rev)
 		if err != nil {
-			return cursor{}, 0, err
+			return cursor{}, 0, sent, err
 		}
 		rev, err = awaitAck(ctx, f)
 		if isLost(err) {
@@ -184,15 +194,15 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (cursor, uint64, er
 		if err == nil && upgraded {
 			s.n.dropOldConsumer(ctx, s.client.ID, s.group, k.typ, k.partition)
 		}
-		return c, rev, err
+		return c, rev, sent, err
 	}
 }
 
 // install makes a claimed partition owned, unless ctx ended meanwhile (the
 // partition is no longer this instance's): then it gives it up again.
-func (s *Subscription) install(ctx context.Context, k partKey, c cursor, rev uint64) {
+func (s *Subscription) install(ctx context.Context, k partKey, c cursor, rev uint64, sent time.Time) {
 	p := newPart(k, cursorKey(s.client.ID, s.group, k.typ, k.partition), c)
-	p.rev = rev
+	p.rev, p.confirmed = rev, sent
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ctx.Err() != nil || s.closing {
@@ -302,7 +312,7 @@ func (s *Subscription) urgent() bool {
 		return true
 	}
 	for _, p := range s.parts {
-		if p.next != nil {
+		if p.next != nil || p.renew {
 			return true
 		}
 	}
@@ -311,6 +321,7 @@ func (s *Subscription) urgent() bool {
 
 type pendingWrite struct {
 	p    *part
+	sent time.Time
 	c    cursor
 	f    jetstream.PubAckFuture
 	err  error
@@ -329,7 +340,7 @@ func (s *Subscription) commitRound(ctx context.Context) bool {
 		if !p.dirty && p.next == nil {
 			return
 		}
-		w := &pendingWrite{p: p, c: p.snapshot(s.id, s.n.cfg.Name), wait: p.next}
+		w := &pendingWrite{p: p, sent: time.Now(), c: p.snapshot(s.id, s.n.cfg.Name), wait: p.next}
 		p.dirty, p.next = false, nil
 		w.f, w.err = s.n.casCursor(p.key, &w.c, p.rev)
 		writes = append(writes, w)
@@ -358,10 +369,16 @@ func (s *Subscription) commitRound(ctx context.Context) bool {
 		p := w.p
 		switch {
 		case w.err == nil:
-			p.rev = revs[i]
+			p.rev, p.confirmed = revs[i], w.sent
 			if p.releasing && s.releasing[p.k] == p {
 				delete(s.releasing, p.k)
 			}
+			if p.renew && !p.gone {
+				for _, e := range p.leaseWait {
+					s.push(e)
+				}
+			}
+			p.renew, p.leaseWait = false, nil
 		case isLost(w.err):
 			// Another instance owns it now: what was out here is void.
 			s.n.log.Info("partition taken over by another instance", "client", s.client.ID, "group", s.group, "type", p.k.typ, "partition", p.k.partition)

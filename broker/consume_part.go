@@ -104,6 +104,15 @@ type part struct {
 	// gives the partition up.
 	gone      bool
 	releasing bool
+
+	// The ownership lease (consume_own.go): confirmed is when the last
+	// conditional write of this owner that succeeded was sent; past
+	// ownLease, nothing of the partition goes out until a write (renew)
+	// confirms the ownership again, and what would have gone out waits in
+	// leaseWait.
+	confirmed time.Time
+	renew     bool
+	leaseWait []*entry
 }
 
 func newPart(k partKey, key string, c cursor) *part {
