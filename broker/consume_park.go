@@ -177,14 +177,15 @@ func (ts *tails) wakeAll() {
 	}
 }
 
-// count returns the number of tails and of parked readers (tests).
-func (ts *tails) count() (tails, parked int) {
+// parked returns the number of readers parked on the node.
+func (ts *tails) parked() int {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	n := 0
 	for _, t := range ts.byType {
-		parked += len(t.filter)
+		n += len(t.filter)
 	}
-	return len(ts.byType), parked
+	return n
 }
 
 // tryPark parks the reader when its consumer holds nothing for it.

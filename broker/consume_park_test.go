@@ -42,8 +42,7 @@ func TestIdleReadersPark(t *testing.T) {
 	}
 	for round := range 4 {
 		waitFor(t, 60*time.Second, "the reader parked", func() bool {
-			_, parked := nodes[0].TailsForTest()
-			return parked == 1
+			return nodes[0].ParkedForTest() == 1
 		})
 		waitFor(t, 10*time.Second, "no reader consumer while parked", func() bool { return readers() == 0 })
 		// Published on each node in turn, one at the moment it parked.
@@ -77,7 +76,7 @@ func TestParkedReadersWakeWhenAPeerReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	parked := func() int { _, p := nodes[0].TailsForTest(); return p }
+	parked := nodes[0].ParkedForTest
 	waitFor(t, 60*time.Second, "the reader parked", func() bool { return parked() == 1 })
 	nodes[2].KillForTest()
 	nodes[2] = broker.NewNode(cfgs[2])

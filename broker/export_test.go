@@ -89,5 +89,5 @@ func (s *Subscription) ReaderHostForTest(t string) string {
 // before they park; before any subscription.
 func (n *Node) SetParkAfterForTest(d time.Duration) { n.parkAfter = d }
 
-// TailsForTest returns the node's tails and the readers parked on them.
-func (n *Node) TailsForTest() (tails, parked int) { return n.tails.count() }
+// ParkedForTest returns the number of readers parked on the node.
+func (n *Node) ParkedForTest() int { return n.tails.parked() }

@@ -51,8 +51,7 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, gaugeOf(n.Ready() == nil))
-	_, parked := n.tails.count()
-	ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(parked))
+	ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(n.tails.parked()))
 	if !n.opened.Load() || n.closed.Load() {
 		return
 	}
