@@ -429,6 +429,11 @@ func (s *Subscription) close() {
 	s.wg.Wait()
 	_ = s.settleSub.Unsubscribe()
 	s.n.local.remove(s)
+	s.mu.Lock()
+	for range s.readers {
+		s.n.memory.let()
+	}
+	s.mu.Unlock()
 }
 
 // releaseWait bounds how long Close tries to write the cursors it gives up.

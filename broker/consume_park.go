@@ -201,5 +201,6 @@ func (r *reader) tryPark(cons jetstream.Consumer, last uint64, filters []string)
 		n.tails.unpark(r)
 		return false
 	}
+	n.memory.let()
 	return true
 }

@@ -98,10 +98,11 @@ type Node struct {
 	kv      jetstream.KeyValue // the admin bucket, opened on first use (status_maintenance.go)
 	cursors jetstream.KeyValue // the group cursors (cursor.go), opened on first use
 
-	groups groupCache // the dead-event stream (dead.go)
-	audit  auditTrail // the audit stream (audit.go)
-	hubs   hubs       // membership of consumer groups (group_hub.go)
-	tails  tails      // wake parked readers (consume_park.go)
+	groups groupCache   // the dead-event stream (dead.go)
+	audit  auditTrail   // the audit stream (audit.go)
+	hubs   hubs         // membership of consumer groups (group_hub.go)
+	tails  tails        // wake parked readers (consume_park.go)
+	memory memoryReturn // return memory after a burst of parking (memory.go)
 	// parkAfter is how long a reader reads nothing before it parks.
 	parkAfter time.Duration
 	// oldConsumers: consumers of an earlier version, listed (upgrade.go).
@@ -129,6 +130,7 @@ func NewNode(cfg NodeConfig) *Node {
 		cfg.LameDuck = 2 * time.Second
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "broker"), kvLock: make(chan struct{}, 1), parkAfter: parkAfter}
+	n.memory.quiet, n.memory.every, n.memory.readers = memoryQuiet, memoryEvery, memoryFreedReaders
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	return n
 }
@@ -180,6 +182,11 @@ func (n *Node) Open(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	n.nc, n.js = nc, js
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.returnMemory()
+	}()
 	if n.cfg.Clustered() {
 		n.bg.Add(1)
 		go func() {
