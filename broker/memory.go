@@ -49,7 +49,7 @@ func (m *memoryReturn) due(freed, seen int64, since time.Duration) bool {
 	return freed == seen && freed >= m.readers && since >= m.every
 }
 
-// returnMemory runs until the node closes; n.bg counts it.
+// returnMemory runs until the node closes; n.loops counts it.
 func (n *Node) returnMemory() {
 	m := &n.memory
 	t := time.NewTicker(m.quiet)

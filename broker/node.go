@@ -112,6 +112,9 @@ type Node struct {
 	// bgCtx ends when the node starts closing; bg counts the background
 	// work it stops (upgrade.go).
 	bg sync.WaitGroup
+	// loops counts the loops that run as long as the node (peers.go,
+	// memory.go); they stop when bgCtx ends too.
+	loops sync.WaitGroup
 	// peerMissing: a peer this node had routes to has none now (peers.go).
 	peerMissing atomic.Bool
 	bgCtx       context.Context
@@ -182,15 +185,15 @@ func (n *Node) Open(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	n.nc, n.js = nc, js
-	n.bg.Add(1)
+	n.loops.Add(1)
 	go func() {
-		defer n.bg.Done()
+		defer n.loops.Done()
 		n.returnMemory()
 	}()
 	if n.cfg.Clustered() {
-		n.bg.Add(1)
+		n.loops.Add(1)
 		go func() {
-			defer n.bg.Done()
+			defer n.loops.Done()
 			n.watchPeers()
 		}()
 	}
@@ -255,6 +258,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	go func() {
 		defer close(graceful)
 		n.bg.Wait()
+		n.loops.Wait()
 		// The long polls' instances give their partitions up while the
 		// store can still be written.
 		n.polls.close()

@@ -24,7 +24,7 @@ const (
 	createWhilePeerMissing = 2 * time.Second
 )
 
-// watchPeers runs until the node closes; n.bg counts it.
+// watchPeers runs until the node closes; n.loops counts it.
 func (n *Node) watchPeers() {
 	t := time.NewTicker(peerWatch)
 	defer t.Stop()
