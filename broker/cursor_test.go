@@ -373,6 +373,31 @@ func TestCursorRecord(t *testing.T) {
 			t.Fatalf("cursor state %+v", c)
 		}
 	}
+	// Read again with the store unchanged (the snapshot of the last read),
+	// then after a write: the write shows.
+	again, err := n.Cursors(ctx)
+	if err != nil || len(again) != len(cs) {
+		t.Fatalf("cursors read again: %d, %v; want %d", len(again), err, len(cs))
+	}
+	if _, err := kv.Put(ctx, key, []byte(`{"floor":2,"to":2,"open":[],"owner":"","epoch":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	cs, err = n.Cursors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cs {
+		if c.Group == "rec" && c.Partition == mevents.Partition(a) {
+			found = true
+			if c.AckPending != 0 || c.Floor != 2 || c.To != 2 {
+				t.Fatalf("cursor state after a write %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("the cursor is gone after a write")
+	}
 }
 
 // TestGroupResumesAfterWholeClusterStop: every node of the cluster stops

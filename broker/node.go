@@ -103,6 +103,8 @@ type Node struct {
 	hubs   hubs         // membership of consumer groups (group_hub.go)
 	tails  tails        // wake parked readers (consume_park.go)
 	memory memoryReturn // return memory after a burst of parking (memory.go)
+	// cursorSnap is the cursor store as the lag metrics last read it (lag.go).
+	cursorSnap cursorSnapshot
 	// parkAfter is how long a reader reads nothing before it parks.
 	parkAfter time.Duration
 	// oldConsumers: consumers of an earlier version, listed (upgrade.go).
