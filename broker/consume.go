@@ -430,9 +430,7 @@ func (s *Subscription) close() {
 	_ = s.settleSub.Unsubscribe()
 	s.n.local.remove(s)
 	s.mu.Lock()
-	for range s.readers {
-		s.n.memory.let()
-	}
+	s.n.memory.let(len(s.readers))
 	s.mu.Unlock()
 }
 

@@ -201,6 +201,6 @@ func (r *reader) tryPark(cons jetstream.Consumer, last uint64, filters []string)
 		n.tails.unpark(r)
 		return false
 	}
-	n.memory.let()
+	n.memory.let(1)
 	return true
 }

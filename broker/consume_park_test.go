@@ -11,21 +11,29 @@ import (
 	"github.com/mevents/mevents/broker"
 )
 
-// TestIdleReadersPark: an instance that has read nothing for its park
-// delay gives its reader's JetStream consumer up, and an event published
-// afterwards on any node is delivered all the same, each time.
-func TestIdleReadersPark(t *testing.T) {
-	nodes, reg := groupCluster(t, time.Minute)
+// parkingGroup starts three nodes whose readers park after a second idle
+// and an instance of group on the first.
+func parkingGroup(t *testing.T, group string) ([]*broker.Node, []broker.NodeConfig, context.Context, *broker.Subscription) {
+	t.Helper()
+	nodes, cfgs, reg := groupClusterConfigs(t, time.Minute)
 	for _, n := range nodes {
 		n.SetParkAfterForTest(time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "park"})
+	t.Cleanup(cancel)
+	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: group})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close)
+	return nodes, cfgs, ctx, s
+}
+
+// TestIdleReadersPark: an instance that has read nothing for its park
+// delay gives its reader's JetStream consumer up, and an event published
+// afterwards on any node is delivered all the same, each time.
+func TestIdleReadersPark(t *testing.T) {
+	nodes, _, ctx, s := parkingGroup(t, "park")
 	readers := func() int {
 		st, err := nodes[0].JetStream().Stream(ctx, broker.StreamName(consumeType))
 		if err != nil {
@@ -65,17 +73,7 @@ func TestIdleReadersPark(t *testing.T) {
 // had events published while its routes were down, which no tail heard:
 // the parked readers of the other nodes wake and look.
 func TestParkedReadersWakeWhenAPeerReturns(t *testing.T) {
-	nodes, cfgs, reg := groupClusterConfigs(t, time.Minute)
-	for _, n := range nodes {
-		n.SetParkAfterForTest(time.Second)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	s, err := nodes[0].Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c"), Group: "peer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	nodes, cfgs, ctx, _ := parkingGroup(t, "peer")
 	parked := nodes[0].ParkedForTest
 	waitFor(t, 60*time.Second, "the reader parked", func() bool { return parked() == 1 })
 	nodes[2].KillForTest()

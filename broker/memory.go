@@ -39,8 +39,8 @@ type memoryReturn struct {
 	readers      int64
 }
 
-// let records that a reader let go of its consumer.
-func (m *memoryReturn) let() { m.freed.Add(1) }
+// let records that readers let go of their consumers.
+func (m *memoryReturn) let(readers int) { m.freed.Add(int64(readers)) }
 
 // due reports whether to return memory now: freed readers let go since
 // the last return, seen of them a tick ago (none since: a quiet moment),

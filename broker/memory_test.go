@@ -41,9 +41,7 @@ func TestMemoryReturnedOnce(t *testing.T) {
 		n.bgCancel()
 		<-done
 	}()
-	for range 10 {
-		n.memory.let()
-	}
+	n.memory.let(10)
 	deadline := time.Now().Add(5 * time.Second)
 	for n.memory.returns.Load() == 0 {
 		if time.Now().After(deadline) {
@@ -54,9 +52,7 @@ func TestMemoryReturnedOnce(t *testing.T) {
 	if f := n.memory.freed.Load(); f != 0 {
 		t.Fatalf("%d readers still counted after the return", f)
 	}
-	for range 10 {
-		n.memory.let()
-	}
+	n.memory.let(10)
 	time.Sleep(100 * time.Millisecond)
 	if r := n.memory.returns.Load(); r != 1 {
 		t.Fatalf("memory returned %d times within the hour, want once", r)
