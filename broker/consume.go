@@ -275,7 +275,7 @@ func (s *Subscription) nextLocked(now time.Time) (Delivery, bool) {
 		*q = (*q)[1:]
 		e.queued = false
 		p := e.part
-		if p.gone || e.out || e.dead || p.bySeq[e.seq] != e || e.key.candidate() != e {
+		if p.gone || e.out || e.dead || e.burying || p.bySeq[e.seq] != e || e.key.candidate() != e {
 			continue
 		}
 		if now.Before(e.notBefore) {
@@ -293,7 +293,9 @@ func (s *Subscription) nextLocked(now time.Time) (Delivery, bool) {
 			continue
 		}
 		if e.count >= s.maxDeliver {
-			s.push(e.bury())
+			// Its key moves on once it is stored (buryEntry): whoever sees
+			// the next event of the key finds this one in the dead events.
+			e.burying = true
 			s.wg.Add(1)
 			go s.buryEntry(e, OriginMaxDeliver, "delivered "+strconv.Itoa(s.maxDeliver)+" times without acknowledgement", e.count, nil)
 			continue

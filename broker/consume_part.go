@@ -56,13 +56,16 @@ func keyOf(m jetstream.Msg) string {
 
 // entry is one unsettled event of an owned partition.
 type entry struct {
-	part      *part
-	seq       uint64
-	key       *keyQueue
-	data      []byte
-	count     int       // deliveries so far; the current one when out
-	out       bool      // delivered, not settled, not void
-	dead      bool      // being moved to the dead events
+	part  *part
+	seq   uint64
+	key   *keyQueue
+	data  []byte
+	count int  // deliveries so far; the current one when out
+	out   bool // delivered, not settled, not void
+	dead  bool // reported dead, being moved to the dead events
+	// burying: delivered maxDeliver times, being moved to the dead events;
+	// unlike a reported one it holds its key back until stored.
+	burying   bool
 	sentAt    time.Time // when it went out
 	notBefore time.Time // released with a delay: not before then
 	queued    bool      // in Subscription.ready
@@ -206,13 +209,6 @@ func (kq *keyQueue) index(e *entry) int {
 func (e *entry) sendOut(now time.Time) *entry {
 	e.count++
 	e.out, e.sentAt, e.notBefore = true, now, time.Time{}
-	return e.pass()
-}
-
-// bury marks the candidate e as being moved to the dead events and returns
-// the key's next candidate.
-func (e *entry) bury() *entry {
-	e.dead = true
 	return e.pass()
 }
 

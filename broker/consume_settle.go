@@ -501,14 +501,22 @@ func (s *Subscription) buryEntry(e *entry, origin, reason string, count int, don
 		}
 	case err != nil:
 		s.n.log.Error("move to dead events", "client", s.client.ID, "group", s.group, "type", p.k.typ, "seq", e.seq, "err", err)
-		e.dead = false
-		s.outN -= e.again(time.Now().Add(time.Second))
+		if e.burying { // still its key's candidate: it is buried again in a second
+			e.burying, e.notBefore, p.dirty = false, time.Now().Add(time.Second), true
+		} else {
+			e.dead = false
+			s.outN -= e.again(time.Now().Add(time.Second))
+		}
 		s.watch()
 		if done != nil {
 			done.finish(errors.New("the dead-event store is unavailable"), nil)
 		}
 	default:
+		held := e.burying && e.key.candidate() == e
 		s.dropEntry(e)
+		if held {
+			s.push(e.key.candidate())
+		}
 		if done != nil {
 			done.finish(nil, p.wait())
 		}
