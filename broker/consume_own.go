@@ -71,14 +71,10 @@ func (s *Subscription) balance() {
 		}
 	}
 	s.rebalance()
-	tick := time.NewTicker(heartbeatInterval)
-	defer tick.Stop()
+	// The node's beat expires vanished members (hub.expireLocked) and
+	// signals changed: an idle instance has no timer of its own.
 	for {
 		select {
-		case now := <-tick.C:
-			if s.members.beat(now) {
-				s.rebalance()
-			}
 		case <-s.members.changed:
 			s.rebalance()
 		case <-s.ctx.Done():

@@ -247,8 +247,6 @@ type hub struct {
 	localMsg json.RawMessage        // the local members as published; nil after a change
 	remote   map[string]*remoteHub  // by hub id
 	cur      view                   // every member, local and remote
-	// vanishGen counts the departures of remote hubs with members, for beat.
-	vanishGen uint64
 }
 
 // remoteHub is what a hub knows of another.
@@ -404,8 +402,11 @@ func (h *hub) applyLocked(in hubMsg, now time.Time) bool {
 	return !maps.EqualFunc(r.members, members, func(a, b memberState) bool { return slices.Equal(a.types, b.types) })
 }
 
-// expireLocked forgets the remote hubs not heard of for memberTTL and
-// counts their departure in vanishGen.
+// expireLocked forgets the remote hubs not heard of for memberTTL. When
+// members went with them, it signals every local member: besides the
+// assignments that moved, a partition the vanished owned may now be
+// claimed. The node's beat calls it for every hub each heartbeatInterval,
+// so instances need no timer of their own.
 func (h *hub) expireLocked(now time.Time) {
 	var gone []string
 	members := false
@@ -421,19 +422,18 @@ func (h *hub) expireLocked(now time.Time) {
 		}
 		return
 	}
-	heads := h.cur.heads(nil)
 	for _, id := range gone {
 		delete(h.remote, id)
 	}
-	h.vanishGen++
 	h.cur = newView(h.membersLocked())
-	h.movedLocked(heads)
+	for _, m := range h.local {
+		m.signal()
+	}
 }
 
 // addLocked adds a local member.
 func (h *hub) addLocked(m *membership) {
 	m.hub = h
-	m.vanishSeen = h.vanishGen
 	before := h.cur.heads(m.types)
 	h.local[m.id] = m
 	h.localMsg = nil

@@ -125,8 +125,8 @@ func TestAssignmentIsEven(t *testing.T) {
 
 // TestHubView: another node's heartbeat that repeats its list changes
 // nothing; a change signals only the local members whose assignment it
-// moves; a hub not heard of for memberTTL vanishes, and beat reports its
-// members once.
+// moves; a hub not heard of for memberTTL vanishes, and its expiry
+// signals the local members once.
 func TestHubView(t *testing.T) {
 	h := &hub{id: "self", local: map[string]*membership{}, remote: map[string]*remoteHub{}, cur: view{}}
 	m := &membership{id: "m1", types: []string{"t"}, changed: make(chan struct{}, 1)}
@@ -183,10 +183,15 @@ func TestHubView(t *testing.T) {
 	if !m.alive("u", "m2") || !m.alive("t", "z20") {
 		t.Fatal("members of another hub are not alive")
 	}
-	if m.beat(now.Add(memberTTL)) {
+	expire := func(at time.Time) {
+		h.mu.Lock()
+		h.expireLocked(at)
+		h.mu.Unlock()
+	}
+	if expire(now.Add(memberTTL)); signalled() {
 		t.Fatal("members vanished within memberTTL")
 	}
-	if !m.beat(now.Add(memberTTL+time.Millisecond)) || !signalled() {
+	if expire(now.Add(memberTTL + time.Millisecond)); !signalled() {
 		t.Fatal("after memberTTL: nothing vanished")
 	}
 	if m.alive("u", "m2") || m.alive("t", "z20") || !m.alive("t", m.id) {
@@ -195,7 +200,7 @@ func TestHubView(t *testing.T) {
 	if got := m.assignment("t"); !slices.Equal(got, all) {
 		t.Fatalf("alone: assignment %v", got)
 	}
-	if m.beat(now.Add(memberTTL + time.Second)) {
+	if expire(now.Add(memberTTL + 2*time.Millisecond)); signalled() {
 		t.Fatal("vanished reported twice")
 	}
 }

@@ -91,10 +91,7 @@ type membership struct {
 	id      string
 	types   []string
 	hub     *hub
-	changed chan struct{} // cap 1: the member's assignment changed
-
-	// vanishSeen is the hub's vanishGen when beat last ran; hub.mu.
-	vanishSeen uint64
+	changed chan struct{} // cap 1: the member's assignment changed, or members vanished
 }
 
 func membersSubject(client, group string) string {
@@ -123,23 +120,6 @@ func (m *membership) signal() {
 	case m.changed <- struct{}{}:
 	default:
 	}
-}
-
-// beat forgets the members whose hub was not heard of for memberTTL. It
-// reports whether members vanished since the previous beat.
-func (m *membership) beat(now time.Time) bool {
-	h := m.hub
-	select {
-	case <-h.stop:
-		return false // its node closed: it hears nothing any more
-	default:
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.expireLocked(now)
-	vanished := h.vanishGen > m.vanishSeen
-	m.vanishSeen = h.vanishGen
-	return vanished
 }
 
 // alive says whether member id consumes type t in the group, as far as
