@@ -2,8 +2,10 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -34,6 +36,21 @@ type hubs struct {
 	beatSub *nats.Subscription // the other nodes' beats
 	stop    chan struct{}      // closed by close: the beat goroutine ends
 	wg      sync.WaitGroup     // hub and beat goroutines
+
+	// heard holds the other nodes' beats as last parsed, by the hash of
+	// their bytes: a node's beat repeats itself while its groups' members
+	// do not change (its hubs go out in order), and parsing it again every
+	// second was most of what idle groups cost a node. Only the beat
+	// subscription's callback uses it.
+	heard     map[uint64]*heardBeat
+	heardSeed maphash.Seed
+}
+
+// heardBeat is a beat as received and parsed.
+type heardBeat struct {
+	data []byte
+	in   beatMsg
+	used time.Time
 }
 
 // errNodeClosed is returned by join once the node is closing.
@@ -173,7 +190,9 @@ type beatEntry struct {
 // the node's hubs' lists.
 func (hs *hubs) beat(n *Node, now time.Time) {
 	hs.mu.Lock()
-	all := slices.Collect(maps.Values(hs.byKey))
+	all := slices.SortedFunc(maps.Values(hs.byKey), func(a, b *hub) int {
+		return cmp.Or(strings.Compare(a.key.client, b.key.client), strings.Compare(a.key.group, b.key.group))
+	})
 	hs.mu.Unlock()
 	limit := int(n.nc.MaxPayload()) / 2
 	var b []byte
@@ -207,11 +226,11 @@ func (hs *hubs) beat(n *Node, now time.Time) {
 // receiveBeat applies another node's beat to the hubs of the groups this
 // node has instances of.
 func (hs *hubs) receiveBeat(n *Node, msg *nats.Msg) {
-	var in beatMsg
-	if json.Unmarshal(msg.Data, &in) != nil || in.Node == n.cfg.Name {
+	now := time.Now()
+	in, ok := hs.parseBeat(msg.Data, now)
+	if !ok || in.Node == n.cfg.Name {
 		return
 	}
-	now := time.Now()
 	for _, e := range in.Hubs {
 		hs.mu.Lock()
 		h := hs.byKey[hubKey{e.Client, e.Group}]
@@ -220,6 +239,29 @@ func (hs *hubs) receiveBeat(n *Node, msg *nats.Msg) {
 			h.apply(hubMsg{Hub: e.Hub, Node: in.Node, Members: e.Members}, now)
 		}
 	}
+}
+
+// parseBeat parses a beat, or finds it among those heard before.
+func (hs *hubs) parseBeat(data []byte, now time.Time) (beatMsg, bool) {
+	if hs.heard == nil {
+		hs.heard, hs.heardSeed = map[uint64]*heardBeat{}, maphash.MakeSeed()
+	}
+	sum := maphash.Bytes(hs.heardSeed, data)
+	if b := hs.heard[sum]; b != nil && bytes.Equal(b.data, data) {
+		b.used = now
+		return b.in, true
+	}
+	var in beatMsg
+	if json.Unmarshal(data, &in) != nil {
+		return beatMsg{}, false
+	}
+	for k, b := range hs.heard {
+		if now.Sub(b.used) > memberTTL {
+			delete(hs.heard, k) // a beat since replaced
+		}
+	}
+	hs.heard[sum] = &heardBeat{data: bytes.Clone(data), in: in, used: now}
+	return in, true
 }
 
 // count returns the number of hubs (tests).

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -247,5 +248,33 @@ func TestViewMoved(t *testing.T) {
 		if !maps.EqualFunc(v, is, slices.Equal) {
 			t.Fatalf("step %d: view %v, want %v", step, v, is)
 		}
+	}
+}
+
+// TestBeatHeardOnce: a beat repeating the previous one is not parsed again,
+// a changed one is, and the beats not heard for memberTTL are forgotten.
+func TestBeatHeardOnce(t *testing.T) {
+	var hs hubs
+	a := []byte(`{"node":"n2","hubs":[{"client":"c","group":"g","hub":"h1","members":[{"id":"m1","types":["t"]}]}]}`)
+	b := []byte(`{"node":"n2","hubs":[{"client":"c","group":"g","hub":"h1","members":[]}]}`)
+	now := time.Now()
+	first, ok := hs.parseBeat(a, now)
+	if !ok || first.Node != "n2" || len(first.Hubs) != 1 || string(first.Hubs[0].Members) != `[{"id":"m1","types":["t"]}]` {
+		t.Fatalf("parsed %+v, %v", first, ok)
+	}
+	again, _ := hs.parseBeat(bytes.Clone(a), now.Add(time.Second))
+	if &again.Hubs[0] != &first.Hubs[0] {
+		t.Fatal("the same beat was parsed again")
+	}
+	if changed, _ := hs.parseBeat(b, now.Add(2*time.Second)); string(changed.Hubs[0].Members) != `[]` {
+		t.Fatalf("a changed beat: %+v", changed)
+	}
+	if _, ok := hs.parseBeat([]byte(`{"node":`), now); ok {
+		t.Fatal("a broken beat parsed")
+	}
+	c := []byte(`{"node":"n3","hubs":[]}`)
+	hs.parseBeat(c, now.Add(2*time.Second+memberTTL+time.Millisecond))
+	if len(hs.heard) != 1 {
+		t.Fatalf("%d beats kept, want the one heard within memberTTL", len(hs.heard))
 	}
 }
