@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -272,7 +273,9 @@ func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
 	const groups = 1100
 	subs := make([]*broker.Subscription, groups)
 	for i := range subs {
-		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: fmt.Sprintf("idle-%d", i), Start: broker.Start{Latest: true}})
+		// From the start: each group has an event to read, so each reader
+		// makes a consumer (one with nothing to read parks without one).
+		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: fmt.Sprintf("idle-%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -397,6 +400,28 @@ func TestCursorRecord(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the cursor is gone after a write")
+	}
+	// Read from where the last read ended: a deleted cursor goes, a new
+	// one comes.
+	other := fmt.Sprintf("c2.other.%s.%d", broker.StreamName(consumeType), 3)
+	if _, err := kv.Put(ctx, other, []byte(`{"floor":1,"to":1,"open":[],"owner":"","epoch":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err = n.Cursors(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	for _, c := range cs {
+		if c.Group == "rec" && c.Partition == mevents.Partition(a) {
+			t.Fatalf("a deleted cursor is still read: %+v", c)
+		}
+		groups = append(groups, c.Group)
+	}
+	if !slices.Contains(groups, "other") {
+		t.Fatalf("a new cursor is not read: groups %v", groups)
 	}
 }
 
