@@ -44,6 +44,7 @@ const (
 type tails struct {
 	mu     sync.Mutex
 	byType map[string]*tail
+	woken  int // readers woken by wakeAll (tests)
 }
 
 // tail wakes the readers of one type parked on the node.
@@ -56,9 +57,11 @@ type tail struct {
 }
 
 // park parks r on the tail of its type for the subjects filters; false
-// when it cannot park yet (the tail is new, or one of the subjects had an
-// event a moment ago).
-func (ts *tails) park(n *Node, r *reader, filters []string) bool {
+// when it cannot park (one of the subjects had an event a moment ago, or
+// the tail is new and the caller cannot wait). While the tail is new, its
+// interest may not have reached every node yet: wait says how long until
+// it has, when the tail hears everything.
+func (ts *tails) park(n *Node, r *reader, filters []string, canWait bool) (ok bool, wait time.Duration) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	t := ts.byType[r.typ]
@@ -71,19 +74,22 @@ func (ts *tails) park(n *Node, r *reader, filters []string) bool {
 				for _, s := range t.subs {
 					_ = s.Unsubscribe()
 				}
-				return false
+				return false, 0
 			}
 			t.subs = append(t.subs, sub)
 		}
+		// The node's own server hears the interest now, the others a
+		// moment later: events published here are heard from now on.
+		_ = n.nc.FlushTimeout(parkLookout)
 		if ts.byType == nil {
 			ts.byType = map[string]*tail{}
 		}
 		ts.byType[r.typ] = t
-		return false
 	}
 	now := time.Now()
-	if now.Sub(t.since) < tailSettle {
-		return false
+	wait = max(0, tailSettle-now.Sub(t.since))
+	if wait > 0 && !canWait {
+		return false, 0
 	}
 	for subj, at := range t.heard {
 		if now.Sub(at) > tailRecent {
@@ -92,7 +98,7 @@ func (ts *tails) park(n *Node, r *reader, filters []string) bool {
 	}
 	for _, f := range filters {
 		if _, ok := t.heard[f]; ok {
-			return false
+			return false, 0
 		}
 	}
 	for _, f := range filters {
@@ -102,7 +108,7 @@ func (ts *tails) park(n *Node, r *reader, filters []string) bool {
 		t.parked[f][r] = true
 	}
 	t.filter[r] = filters
-	return true
+	return true, wait
 }
 
 // hear wakes the readers parked on subj.
@@ -173,6 +179,7 @@ func (ts *tails) wakeAll() {
 		for r := range t.filter {
 			signal(r.again)
 			ts.unparkLocked(t, r)
+			ts.woken++
 		}
 	}
 }
@@ -191,7 +198,7 @@ func (ts *tails) parked() int {
 // tryPark parks the reader when its consumer holds nothing for it.
 func (r *reader) tryPark(cons jetstream.Consumer, last uint64, filters []string) bool {
 	n := r.s.n
-	if !n.tails.park(n, r, filters) {
+	if ok, _ := n.tails.park(n, r, filters, false); !ok {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(r.s.ctx, parkLookout)
@@ -203,4 +210,48 @@ func (r *reader) tryPark(cons jetstream.Consumer, last uint64, filters []string)
 	}
 	n.memory.let(1)
 	return true
+}
+
+// startParked parks a reader that has nothing to read (no event stored
+// from start on) before it makes a consumer: the readers of a group that
+// joins an idle type then make and drop no consumer at all. A new tail
+// hears everything only after tailSettle: the reader waits for that,
+// parked (an event heard meanwhile wakes it), then looks again. replan says
+// that the reader's partitions changed or its subscription ended.
+func (r *reader) startParked(filters []string, start uint64) (parked, replan bool) {
+	n := r.s.n
+	if r.stored(start) {
+		return false, false
+	}
+	ok, wait := n.tails.park(n, r, filters, true)
+	if !ok {
+		return false, false
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.again:
+			n.tails.unpark(r)
+			return false, true
+		case <-r.s.ctx.Done():
+			n.tails.unpark(r)
+			return false, true
+		}
+	}
+	if r.stored(start) {
+		n.tails.unpark(r)
+		return false, false
+	}
+	return true, false
+}
+
+// stored says whether the type's stream holds an event at or after start
+// (of any subject; also true when it cannot tell).
+func (r *reader) stored(start uint64) bool {
+	ctx, cancel := context.WithTimeout(r.s.ctx, parkLookout)
+	defer cancel()
+	msgs, err := r.s.n.directBatch(ctx, StreamName(r.typ), map[string]any{"seq": start, "batch": 1, "next_by_subj": ">"})
+	return err != nil || len(msgs) > 0
 }

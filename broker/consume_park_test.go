@@ -73,14 +73,74 @@ func TestIdleReadersPark(t *testing.T) {
 // had events published while its routes were down, which no tail heard:
 // the parked readers of the other nodes wake and look.
 func TestParkedReadersWakeWhenAPeerReturns(t *testing.T) {
-	nodes, cfgs, ctx, _ := parkingGroup(t, "peer")
+	nodes, cfgs, ctx, s := parkingGroup(t, "peer")
 	parked := nodes[0].ParkedForTest
 	waitFor(t, 60*time.Second, "the reader parked", func() bool { return parked() == 1 })
+	woken := nodes[0].WokenForTest()
 	nodes[2].KillForTest()
 	nodes[2] = broker.NewNode(cfgs[2])
 	if err := nodes[2].Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nodes[2].Close() })
-	waitFor(t, 30*time.Second, "the parked reader woken by the peer's return", func() bool { return parked() == 0 })
+	waitFor(t, 30*time.Second, "the parked reader woken by the peer's return", func() bool { return nodes[0].WokenForTest() > woken })
+	// It looked and parked again; it still wakes for an event.
+	waitFor(t, 30*time.Second, "the reader parked again", func() bool { return parked() == 1 })
+	if err := nodes[1].Publish(ctx, broker.Publication{Producer: "prod", Events: []mevents.Event{event(t, consumeType, "/s", "after", "k")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := next(t, s, 10*time.Second); got.ID != "after" {
+		t.Fatalf("delivered %s, want after", got.ID)
+	}
+}
+
+// TestNewIdleGroupsMakeNoConsumer: the readers of new groups with nothing
+// to read park at once, without making a JetStream consumer, and an event
+// published afterwards reaches every group.
+func TestNewIdleGroupsMakeNoConsumer(t *testing.T) {
+	n, reg := consumeNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "before", "k"))
+	st, err := n.JetStream().Stream(ctx, broker.StreamName(consumeType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := 0
+	consumers := func() int {
+		c := 0
+		for range st.ConsumerNames(ctx).Name() {
+			c++
+		}
+		made = max(made, c)
+		return c
+	}
+	const groups = 20
+	subs := make([]*broker.Subscription, groups)
+	for i := range subs {
+		s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: fmt.Sprintf("new-%d", i), Start: broker.Start{Latest: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		subs[i] = s
+	}
+	waitFor(t, 30*time.Second, "every group's readers parked", func() bool {
+		consumers()
+		for _, s := range subs {
+			if len(s.Partitions()[consumeType]) != mevents.Partitions {
+				return false
+			}
+		}
+		return n.ParkedForTest() >= groups
+	})
+	if consumers(); made != 0 {
+		t.Fatalf("%d consumers made by groups with nothing to read", made)
+	}
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "after", "k"))
+	for i, s := range subs {
+		if _, got := next(t, s, 10*time.Second); got.ID != "after" {
+			t.Fatalf("group %d: delivered %s, want after", i, got.ID)
+		}
+	}
 }

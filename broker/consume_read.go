@@ -140,6 +140,14 @@ func (r *reader) run() {
 			}
 			continue
 		}
+		if serial == 0 { // a new reader: is there anything to read?
+			if parked, replan := r.startParked(filters, start); parked {
+				r.sleep()
+				continue
+			} else if replan {
+				continue
+			}
+		}
 		serial++
 		name := "mevents_r_" + s.id + "_" + strconv.Itoa(serial)
 		ok, parked := r.read(name, filters, start)

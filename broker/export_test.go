@@ -91,3 +91,11 @@ func (n *Node) SetParkAfterForTest(d time.Duration) { n.parkAfter = d }
 
 // ParkedForTest returns the number of readers parked on the node.
 func (n *Node) ParkedForTest() int { return n.tails.parked() }
+
+// WokenForTest returns the number of parked readers the node woke because
+// a peer came back.
+func (n *Node) WokenForTest() int {
+	n.tails.mu.Lock()
+	defer n.tails.mu.Unlock()
+	return n.tails.woken
+}
