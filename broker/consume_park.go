@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -244,14 +245,18 @@ func (r *reader) startParked(filters []string, start uint64) (parked, replan boo
 		n.tails.unpark(r)
 		return false, false
 	}
+	n.memory.let(1) // hundreds at once are a burst of joins, now over
 	return true, false
 }
 
 // stored says whether the type's stream holds an event at or after start
-// (of any subject; also true when it cannot tell).
+// (of any subject; also true when it cannot tell). One direct get, asked
+// through the connection's shared reply subscription: a burst of joins
+// makes thousands.
 func (r *reader) stored(start uint64) bool {
 	ctx, cancel := context.WithTimeout(r.s.ctx, parkLookout)
 	defer cancel()
-	msgs, err := r.s.n.directBatch(ctx, StreamName(r.typ), map[string]any{"seq": start, "batch": 1, "next_by_subj": ">"})
-	return err != nil || len(msgs) > 0
+	req := fmt.Appendf(nil, `{"seq":%d,"next_by_subj":">"}`, start)
+	m, err := r.s.n.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+StreamName(r.typ), req)
+	return err != nil || m.Header.Get("Status") != "404"
 }

@@ -7,8 +7,9 @@ import (
 )
 
 // Returning memory after a burst. Hundreds of readers parking (their
-// consumers deleted) or instances closing turn tens of MB of heap into
-// garbage at once. Go collects it only when the heap next reaches twice
+// consumers deleted), instances closing, or new groups joining (their
+// readers park at once when idle) turn tens of MB of heap into garbage
+// at once. Go collects it only when the heap next reaches twice
 // what was live at the last collection, which an idle node does not do
 // for a while (the runtime forces a collection every 2 minutes), and its
 // scavenger then hands the freed pages back slowly; meanwhile the node
