@@ -10,7 +10,7 @@
 # scenario with the raw JetStream comparison and the nodes' CPU per event
 # (from their ops listeners), stops the cluster. DURATION
 # (default 30s) sets the length of each scenario (after a 5 s warm-up);
-# IDLE_GROUPS=300 adds the idle-groups measurement (IDLE_WINDOW, default 30s);
+# IDLE_GROUPS=300 adds the idle-groups measurement (IDLE_WINDOW, default 60s);
 # SOAK=10m adds a steady-load soak that samples each node's resident memory
 # every 30 s (SOAK_RATE events/s, default 300); ONLY_SOAK=1 skips the
 # standard scenarios.
@@ -85,7 +85,7 @@ if [[ -z ${ONLY_SOAK:-} ]]; then
 fi
 # IDLE_GROUPS=300: what idle groups cost (a WebSocket each, then none).
 if [[ -n ${IDLE_GROUPS:-} ]]; then
-  run "Idle groups: $IDLE_GROUPS groups × every type, one idle WebSocket each" --idle-groups "$IDLE_GROUPS" --window "${IDLE_WINDOW:-30s}"
+  run "Idle groups: $IDLE_GROUPS groups × every type, one idle WebSocket each" --idle-groups "$IDLE_GROUPS" --window "${IDLE_WINDOW:-60s}"
 fi
 for i in 1 2 3; do
   rss=$(ps -o rss= -p "$(cat "$dir/n$i.pid")" 2>/dev/null || echo 0)

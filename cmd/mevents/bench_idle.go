@@ -41,7 +41,7 @@ func idleFlags(fs *flag.FlagSet) func() idleConfig {
 	fs.IntVar(&ic.Groups, "idle-groups", 0, "measure what N idle consumer groups cost instead of throughput (see above); uses --api, --ca, --consumer-cert, --consumer-key, --ops, and --nats to delete the groups afterwards")
 	types := fs.String("types", "", "with --idle-groups: comma-separated event types of the idle groups (default: all routed to the consumer's client)")
 	fs.IntVar(&ic.Joins, "joins", 8, "with --idle-groups: WebSockets dialing at once")
-	fs.DurationVar(&ic.Window, "window", 30*time.Second, "with --idle-groups: length of each measurement of the nodes (baseline, connected, disconnected)")
+	fs.DurationVar(&ic.Window, "window", time.Minute, "with --idle-groups: length of each measurement of the nodes (baseline, connected, disconnected); hundredths of a core need a minute or more")
 	fs.DurationVar(&ic.Settle, "settle", 45*time.Second, "with --idle-groups: pause after the joins (the groups' cursors and readers being made; idle readers park after 30 s) and after the disconnects, before measuring")
 	return func() idleConfig {
 		for _, t := range strings.Split(*types, ",") {

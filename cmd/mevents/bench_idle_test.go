@@ -105,7 +105,7 @@ func TestBenchIdleHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"bench", "-h"}, &out, &out); err == nil {
 		t.Fatal("bench -h: no flag.ErrHelp")
 	}
-	for _, want := range []string{"mevents bench --idle-groups N [--types a,b] [--joins 8] [--window 30s]", "-idle-groups int", "-joins int", "-window duration", "-types string"} {
+	for _, want := range []string{"mevents bench --idle-groups N [--types a,b] [--joins 8] [--window 1m]", "-idle-groups int", "-joins int", "-window duration", "-types string"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("help lacks %q:\n%s", want, out.String())
 		}
