@@ -102,19 +102,8 @@ func TestNewIdleGroupsMakeNoConsumer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	publish(t, n, "prod", false, event(t, consumeType, "/s", "before", "k"))
-	st, err := n.JetStream().Stream(ctx, broker.StreamName(consumeType))
-	if err != nil {
-		t.Fatal(err)
-	}
-	made := 0
-	consumers := func() int {
-		c := 0
-		for range st.ConsumerNames(ctx).Name() {
-			c++
-		}
-		made = max(made, c)
-		return c
-	}
+	count, made := consumerCount(t, ctx, n, consumeType), 0
+	consumers := func() { made = max(made, count()) }
 	const groups = 20
 	subs := make([]*broker.Subscription, groups)
 	for i := range subs {

@@ -34,6 +34,23 @@ func consumeNode(t *testing.T) (*broker.Node, *broker.Registry) {
 	return n, reg
 }
 
+// consumerCount returns a count of the JetStream consumers of type typ's
+// stream on n.
+func consumerCount(t *testing.T, ctx context.Context, n *broker.Node, typ string) func() int {
+	t.Helper()
+	st, err := n.JetStream().Stream(ctx, broker.StreamName(typ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() int {
+		c := 0
+		for range st.ConsumerNames(ctx).Name() {
+			c++
+		}
+		return c
+	}
+}
+
 func publish(t *testing.T, n *broker.Node, producer string, test bool, events ...mevents.Event) {
 	t.Helper()
 	if err := n.Publish(context.Background(), broker.Publication{Producer: producer, Test: test, Events: events}); err != nil {

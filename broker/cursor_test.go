@@ -281,17 +281,7 @@ func TestIdleGroupsLeaveNoConsumers(t *testing.T) {
 		}
 		subs[i] = s
 	}
-	st, err := n.JetStream().Stream(ctx, broker.StreamName(consumeType))
-	if err != nil {
-		t.Fatal(err)
-	}
-	consumers := func() int {
-		c := 0
-		for range st.ConsumerNames(ctx).Name() {
-			c++
-		}
-		return c
-	}
+	consumers := consumerCount(t, ctx, n, consumeType)
 	waitFor(t, 60*time.Second, "every group's reader", func() bool {
 		for _, s := range subs {
 			if len(s.Partitions()[consumeType]) != mevents.Partitions {
