@@ -233,7 +233,7 @@ func (n *Node) cursorEntries(ctx context.Context) ([]cursorEntry, error) {
 		for _, m := range msgs {
 			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 			if err != nil {
-				return nil, unavailable(fmt.Errorf("cursor store: a message without its sequence"))
+				return nil, unavailable(errors.New("cursor store: a message without its sequence"))
 			}
 			snap.seq, snap.entries = max(snap.seq, seq), nil
 			key := strings.TrimPrefix(m.Header.Get(jetstream.SubjectHeader), prefix)
