@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -250,13 +249,11 @@ func (r *reader) startParked(filters []string, start uint64) (parked, replan boo
 }
 
 // stored says whether the type's stream holds an event at or after start
-// (of any subject; also true when it cannot tell). One direct get, asked
-// through the connection's shared reply subscription: a burst of joins
-// makes thousands.
+// (of any subject; also true when it cannot tell): one direct get, of
+// which a burst of joins makes thousands.
 func (r *reader) stored(start uint64) bool {
 	ctx, cancel := context.WithTimeout(r.s.ctx, parkLookout)
 	defer cancel()
-	req := fmt.Appendf(nil, `{"seq":%d,"next_by_subj":">"}`, start)
-	m, err := r.s.n.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+StreamName(r.typ), req)
-	return err != nil || m.Header.Get("Status") != "404"
+	m, err := r.s.n.directGet(ctx, StreamName(r.typ), directRequest{Seq: start, NextBySubj: ">"})
+	return err != nil || m != nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -413,6 +414,56 @@ func TestCursorRecord(t *testing.T) {
 	if !slices.Contains(groups, "other") {
 		t.Fatalf("a new cursor is not read: groups %v", groups)
 	}
+}
+
+// TestLagFollowsTheStream: the lag of groups behind follows new events of
+// their partition and their cursors' moves, scrape after scrape (the lag
+// computation keeps what it asked the stream while a partition stands
+// still), for groups at the same position and at different ones.
+func TestLagFollowsTheStream(t *testing.T) {
+	n, _ := consumeNode(t)
+	ctx := context.Background()
+	if _, err := n.Lag(ctx); err != nil { // makes the store
+		t.Fatal(err)
+	}
+	kv, err := n.JetStream().KeyValue(ctx, broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := twoKeys()
+	put := func(group string, to uint64) {
+		t.Helper()
+		key := fmt.Sprintf("c2.%s.%s.%d", group, broker.StreamName(consumeType), mevents.Partition(a))
+		if _, err := kv.Put(ctx, key, fmt.Appendf(nil, `{"floor":%d,"to":%d,"open":[],"owner":"","epoch":1}`, to, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(want map[string]uint64) {
+		t.Helper()
+		for range 2 { // the second with nothing changed
+			lags, err := n.Lag(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]uint64{}
+			for _, l := range lags {
+				got[l.Group] = l.Pending
+			}
+			if !maps.Equal(got, want) {
+				t.Fatalf("pending by group %v, want %v", got, want)
+			}
+		}
+	}
+	put("one", 0)
+	put("two", 0)
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "a1", a), event(t, consumeType, "/s", "a2", a))
+	check(map[string]uint64{"one": 2, "two": 2})
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "a3", a))
+	check(map[string]uint64{"one": 3, "two": 3})
+	put("two", 2)
+	check(map[string]uint64{"one": 3, "two": 1})
+	put("one", 3)
+	check(map[string]uint64{"one": 0, "two": 1})
 }
 
 // TestGroupResumesAfterWholeClusterStop: every node of the cluster stops

@@ -99,3 +99,14 @@ func (n *Node) WokenForTest() int {
 	defer n.tails.mu.Unlock()
 	return n.tails.woken
 }
+
+// ForgetLagForTest drops what the lag computation keeps between calls (the
+// cursors read, the streams asked), so that the next reads it all again.
+func (n *Node) ForgetLagForTest() {
+	n.cursorSnap.mu.Lock()
+	n.cursorSnap.byKey = nil
+	n.cursorSnap.mu.Unlock()
+	n.lagCache.mu.Lock()
+	n.lagCache.counts, n.lagCache.stamps = nil, nil
+	n.lagCache.mu.Unlock()
+}

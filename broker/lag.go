@@ -104,6 +104,9 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache := &n.lagCache
+	cache.begin()
+	defer cache.end()
 	lasts := map[string]map[int]uint64{} // by stream, partition
 	now := time.Now()
 	var out []CursorState
@@ -135,15 +138,19 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 				}
 			}
 		}
-		if lasts[stream][p] > c.to {
-			after, _, err := n.countAfter(ctx, stream, Subject(t, p, ""), c.to+1)
+		if last := lasts[stream][p]; last > c.to {
+			after, err := cache.pending(pendingKey{stream, p, c.to + 1}, last, func() (uint64, error) {
+				return n.countAfter(ctx, stream, Subject(t, p, ""), c.to+1)
+			})
 			if err != nil {
 				return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "stream status unavailable", Err: err}
 			}
 			st.Pending += after
 		}
 		if oldest > 0 {
-			if _, at, err := n.countAfter(ctx, stream, "", oldest); err == nil && !at.IsZero() {
+			if at := cache.storedAt(stampKey{stream, oldest}, func() (time.Time, error) {
+				return n.storedAt(ctx, stream, oldest)
+			}); !at.IsZero() {
 				st.OldestUnacked = Duration(now.Sub(at))
 			}
 		}
@@ -163,6 +170,84 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 		return a.Partition < b.Partition
 	})
 	return out, nil
+}
+
+// lagCache keeps what the lag computation asked the event streams, so
+// that a scrape asks again only about partitions that moved: how many
+// events of a partition follow a position (valid while the partition's
+// last event is the same), and when an event was stored. Many groups
+// share positions (groups that joined together and then fell behind), and
+// the groups of a system that is away stay where they are, so hundreds of
+// groups behind cost a few direct gets a scrape, not one or two each.
+// What one computation did not use is forgotten; all of it every
+// cursorReread, as a removed event would otherwise go unnoticed.
+type lagCache struct {
+	mu      sync.Mutex // held by a computation
+	since   time.Time
+	counts  map[pendingKey]pendingCount
+	stamps  map[stampKey]time.Time
+	nCounts map[pendingKey]pendingCount // the computation's
+	nStamps map[stampKey]time.Time
+}
+
+type pendingKey struct {
+	stream string
+	p      int
+	from   uint64
+}
+
+type pendingCount struct{ last, n uint64 }
+
+type stampKey struct {
+	stream string
+	seq    uint64
+}
+
+// begin starts a computation with the cache; end ends it.
+func (c *lagCache) begin() {
+	c.mu.Lock()
+	if time.Since(c.since) > cursorReread {
+		c.since, c.counts, c.stamps = time.Now(), nil, nil
+	}
+	c.nCounts, c.nStamps = map[pendingKey]pendingCount{}, map[stampKey]time.Time{}
+}
+
+func (c *lagCache) end() {
+	c.counts, c.stamps, c.nCounts, c.nStamps = c.nCounts, c.nStamps, nil, nil
+	c.mu.Unlock()
+}
+
+// pending returns the events of a partition whose last event is last from
+// k.from on, asking count when it does not know.
+func (c *lagCache) pending(k pendingKey, last uint64, count func() (uint64, error)) (uint64, error) {
+	v, ok := c.nCounts[k]
+	if !ok {
+		if v, ok = c.counts[k]; !ok || v.last != last {
+			n, err := count()
+			if err != nil {
+				return 0, err
+			}
+			v = pendingCount{last, n}
+		}
+	}
+	c.nCounts[k] = v
+	return v.n, nil
+}
+
+// storedAt returns when the event k (or the first after it) was stored,
+// asking get when it does not know; zero when it cannot tell.
+func (c *lagCache) storedAt(k stampKey, get func() (time.Time, error)) time.Time {
+	at, ok := c.nStamps[k]
+	if !ok {
+		if at, ok = c.stamps[k]; !ok {
+			var err error
+			if at, err = get(); err != nil || at.IsZero() {
+				return time.Time{} // asked again next time
+			}
+		}
+	}
+	c.nStamps[k] = at
+	return at
 }
 
 // cursorEntry is a cursor read from the store, with its key's parts.
@@ -304,21 +389,54 @@ func (n *Node) lastPerPartition(ctx context.Context, t string) (map[int]uint64, 
 	return out, nil
 }
 
-// countAfter returns how many events of subject (every subject when "")
-// are stored from seq on, and when the first of them was stored.
-func (n *Node) countAfter(ctx context.Context, stream, subject string, seq uint64) (uint64, time.Time, error) {
-	req := map[string]any{"seq": seq, "batch": 1}
-	if subject != "" {
-		req["next_by_subj"] = subject
+// countAfter returns how many events of subject are stored from seq on
+// (0 when none is).
+func (n *Node) countAfter(ctx context.Context, stream, subject string, seq uint64) (uint64, error) {
+	// Only a batched get reports what is pending after the message.
+	m, err := n.directGet(ctx, stream, directRequest{Seq: seq, Batch: 1, NextBySubj: subject})
+	if err != nil || m == nil {
+		return 0, err
 	}
-	msgs, err := n.directBatch(ctx, stream, req)
-	if err != nil || len(msgs) == 0 {
-		return 0, time.Time{}, err
-	}
-	m := msgs[0]
 	pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-	at, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
-	return pending + 1, at, nil
+	return pending + 1, nil
+}
+
+// storedAt returns when the first event stored from seq on was stored
+// (zero when none is).
+func (n *Node) storedAt(ctx context.Context, stream string, seq uint64) (time.Time, error) {
+	m, err := n.directGet(ctx, stream, directRequest{Seq: seq, NextBySubj: ">"})
+	if err != nil || m == nil {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+}
+
+// directRequest is a JetStream direct get request.
+type directRequest struct {
+	Seq        uint64 `json:"seq,omitempty"`
+	Batch      int    `json:"batch,omitempty"`
+	NextBySubj string `json:"next_by_subj,omitempty"`
+}
+
+// directGet sends a direct get that answers one message through the
+// connection's shared reply subscription, so that the thousands a lag
+// computation may ask cost no subscription each (the end-of-batch answer
+// that follows a batched get's message is dropped there). It returns nil
+// when no message matched.
+func (n *Node) directGet(ctx context.Context, stream string, req directRequest) (*nats.Msg, error) {
+	b, _ := json.Marshal(req)
+	m, err := n.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream, b)
+	if err != nil {
+		return nil, fmt.Errorf("direct get of %s: %w", stream, err)
+	}
+	switch m.Header.Get("Status") {
+	case "":
+		return m, nil
+	case "204", "404":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("direct get of %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
+	}
 }
 
 // directBatch sends a batched direct get and returns the messages of its

@@ -105,6 +105,8 @@ type Node struct {
 	memory memoryReturn // return memory after a burst of parking (memory.go)
 	// cursorSnap is the cursor store as the lag metrics last read it (lag.go).
 	cursorSnap cursorSnapshot
+	// lagCache is what the lag metrics last asked the streams (lag.go).
+	lagCache lagCache
 	// parkAfter is how long a reader reads nothing before it parks.
 	parkAfter time.Duration
 	// oldConsumers: consumers of an earlier version, listed (upgrade.go).
