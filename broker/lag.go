@@ -307,7 +307,7 @@ func (n *Node) cursorEntries(ctx context.Context) ([]cursorEntry, error) {
 	}
 	prefix := "$KV." + CursorBucket + "."
 	for snap.seq < last {
-		msgs, err := n.directBatch(ctx, bs.StreamInfo().Config.Name, map[string]any{"seq": snap.seq + 1, "batch": cursorReadBatch, "next_by_subj": prefix + ">"})
+		msgs, err := n.directBatch(ctx, bs.StreamInfo().Config.Name, directRequest{Seq: snap.seq + 1, Batch: cursorReadBatch, NextBySubj: prefix + ">"})
 		if err != nil {
 			// What was read counts: the next call goes on from there.
 			return nil, unavailable(err)
@@ -373,7 +373,7 @@ func (n *Node) Lag(ctx context.Context) ([]GroupLag, error) {
 // lastPerPartition returns the sequence of the last event of each
 // partition of type t.
 func (n *Node) lastPerPartition(ctx context.Context, t string) (map[int]uint64, error) {
-	msgs, err := n.directBatch(ctx, StreamName(t), map[string]any{"multi_last": []string{"ev." + t + ".*"}, "batch": mevents.Partitions})
+	msgs, err := n.directBatch(ctx, StreamName(t), directRequest{MultiLast: []string{"ev." + t + ".*"}, Batch: mevents.Partitions})
 	if err != nil {
 		return nil, err
 	}
@@ -413,9 +413,10 @@ func (n *Node) storedAt(ctx context.Context, stream string, seq uint64) (time.Ti
 
 // directRequest is a JetStream direct get request.
 type directRequest struct {
-	Seq        uint64 `json:"seq,omitempty"`
-	Batch      int    `json:"batch,omitempty"`
-	NextBySubj string `json:"next_by_subj,omitempty"`
+	Seq        uint64   `json:"seq,omitempty"`
+	Batch      int      `json:"batch,omitempty"`
+	NextBySubj string   `json:"next_by_subj,omitempty"`
+	MultiLast  []string `json:"multi_last,omitempty"`
 }
 
 // directGet sends a direct get that answers one message through the
@@ -429,19 +430,15 @@ func (n *Node) directGet(ctx context.Context, stream string, req directRequest) 
 	if err != nil {
 		return nil, fmt.Errorf("direct get of %s: %w", stream, err)
 	}
-	switch m.Header.Get("Status") {
-	case "":
-		return m, nil
-	case "204", "404":
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("direct get of %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
+	if found, err := directFound(stream, m); !found {
+		return nil, err
 	}
+	return m, nil
 }
 
 // directBatch sends a batched direct get and returns the messages of its
 // answer (none when nothing matched).
-func (n *Node) directBatch(ctx context.Context, stream string, req map[string]any) ([]*nats.Msg, error) {
+func (n *Node) directBatch(ctx context.Context, stream string, req directRequest) ([]*nats.Msg, error) {
 	b, _ := json.Marshal(req)
 	inbox := n.nc.NewRespInbox()
 	sub, err := n.nc.SubscribeSync(inbox)
@@ -458,14 +455,26 @@ func (n *Node) directBatch(ctx context.Context, stream string, req map[string]an
 		if err != nil {
 			return nil, fmt.Errorf("direct get of %s: %w", stream, err)
 		}
-		switch m.Header.Get("Status") {
-		case "":
-			out = append(out, m)
-		case "204", "404":
+		switch found, err := directFound(stream, m); {
+		case err != nil:
+			return nil, err
+		case !found:
 			return out, nil
-		default:
-			return nil, fmt.Errorf("direct get of %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
 		}
+		out = append(out, m)
+	}
+}
+
+// directFound says whether m, an answer to a direct get, is a message;
+// the end of a batch or "no message" is not, another status an error.
+func directFound(stream string, m *nats.Msg) (bool, error) {
+	switch m.Header.Get("Status") {
+	case "":
+		return true, nil
+	case "204", "404":
+		return false, nil
+	default:
+		return false, fmt.Errorf("direct get of %s: %s %s", stream, m.Header.Get("Status"), m.Header.Get("Description"))
 	}
 }
 
