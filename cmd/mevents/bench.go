@@ -48,7 +48,7 @@ const benchUsage = `Usage:
   mevents bench [flags]
       producers over HTTP/2 and WebSocket consumers in one group: throughput, latencies,
       with --nats JetStream itself for comparison, with --ops the nodes' CPU per event
-  mevents bench --idle-groups N [--types a,b] [--joins 8] [--window 1m] [--settle 45s] [--ops URLs] [flags]
+  mevents bench --idle-groups N [--types a,b] [--joins 8] [--window 1m] [--settle 45s] [--scrape 15s] [--ops URLs] [flags]
       what idle consumer groups cost: the nodes' CPU and resident memory with nothing
       connected (baseline), then N new groups idle-<run>-<i>, a WebSocket each (round robin
       over --api, at most --joins dialing at once; their join times), connected and idle,

@@ -28,6 +28,7 @@ type idleConfig struct {
 	Joins  int           // WebSockets dialing at once
 	Window time.Duration // of each measurement of the nodes
 	Settle time.Duration // after the joins and after the disconnects, before measuring
+	Scrape time.Duration // between scrapes of the nodes' /metrics throughout; 0: only the windows' own
 }
 
 // idleHandshake bounds one join, from dialing to the upgrade: the server
@@ -43,6 +44,7 @@ func idleFlags(fs *flag.FlagSet) func() idleConfig {
 	fs.IntVar(&ic.Joins, "joins", 8, "with --idle-groups: WebSockets dialing at once")
 	fs.DurationVar(&ic.Window, "window", time.Minute, "with --idle-groups: length of each measurement of the nodes (baseline, connected, disconnected); hundredths of a core need a minute or more")
 	fs.DurationVar(&ic.Settle, "settle", 45*time.Second, "with --idle-groups: pause after the joins (the groups' cursors and readers being made; idle readers park after 30 s) and after the disconnects, before measuring")
+	fs.DurationVar(&ic.Scrape, "scrape", 15*time.Second, "with --idle-groups and --ops: scrape every node's /metrics this often from start to end, as a monitoring system would (each scrape computes the groups' lag, and its cost is in the windows); 0: only at each window's start and end")
 	return func() idleConfig {
 		for _, t := range strings.Split(*types, ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -122,6 +124,12 @@ func benchIdle(ctx context.Context, c benchConfig, ic idleConfig) (*idleReport, 
 		if _, err := scrapeUsage(ctx, c.Ops); err != nil {
 			return nil, fmt.Errorf("--ops: %w", err)
 		}
+		stop := scrapeEvery(ctx, c.Ops, ic.Scrape)
+		defer func() {
+			if n, err := stop(); err != nil {
+				fmt.Fprintf(c.Progress, "%d of the scrapes between the windows failed, the first: %v\n", n, err)
+			}
+		}()
 	} else {
 		fmt.Fprintln(c.Progress, "no --ops: the nodes are not measured, only the joins")
 	}
@@ -181,6 +189,8 @@ func (c *benchConfig) loadIdle(ic idleConfig) error {
 		return errors.New("bench: --joins must be positive")
 	case ic.Window <= 0:
 		return errors.New("bench: --window must be positive")
+	case ic.Scrape < 0:
+		return errors.New("bench: --scrape must not be negative")
 	}
 	var err error
 	if c.consumerTLS, err = clientTLSFiles(c.CA, c.ConsumerCert, c.ConsumerKey); err != nil {
@@ -217,6 +227,45 @@ func whoami(ctx context.Context, c benchConfig) (string, []string, error) {
 		return "", nil, err
 	}
 	return id.ClientID, id.Consume, nil
+}
+
+// scrapeEvery scrapes every node's /metrics each d until the function it
+// returns is called, as a monitoring system would: the nodes then do at
+// each scrape what they do in production, and what a change leaves to the
+// next scrape (the cursors rewritten when the groups disconnect, read by
+// the lag computation) is done within d of it, not in the first window
+// after it. stop waits for the scraping to end and returns how many
+// scrapes failed, with the first error; d 0 scrapes nothing.
+func scrapeEvery(ctx context.Context, urls []string, d time.Duration) (stop func() (int, error)) {
+	if d <= 0 {
+		return func() (int, error) { return 0, nil }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var failed int
+	var first error
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := scrapeUsage(ctx, urls); err != nil && ctx.Err() == nil {
+					if failed++; first == nil {
+						first = err
+					}
+				}
+			}
+		}
+	}()
+	return func() (int, error) {
+		cancel()
+		<-done
+		return failed, first
+	}
 }
 
 // idleWindow measures the nodes for the window; nil without --ops or when
@@ -383,6 +432,14 @@ func cleanUpIdle(ctx context.Context, c benchConfig, prefix string) string {
 	return fmt.Sprintf("deleted afterwards (%d cursors)", n)
 }
 
+// scraped says how often the nodes were scraped besides the windows.
+func scraped(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", /metrics scraped every %s throughout", d)
+}
+
 // print writes the report: the joins, then the nodes in each window and
 // how they differ from the baseline (CPU in cores, of all nodes and of
 // each, resident memory in MiB of each node at the window's end).
@@ -392,8 +449,8 @@ func (r *idleReport) print(w io.Writer) {
 	if len(ic.Types) == 0 {
 		types = fmt.Sprintf("all %d routed to %s (%s)", r.Routed, r.Client, types)
 	}
-	fmt.Fprintf(w, "scenario      %s (idle-%s-0 … %d), a WebSocket each, round robin over %s, at most %d joining at once; types %s; windows of %s\n",
-		count(ic.Groups, "idle group"), r.RunID, ic.Groups-1, count(r.APIs, "API"), ic.Joins, types, ic.Window)
+	fmt.Fprintf(w, "scenario      %s (idle-%s-0 … %d), a WebSocket each, round robin over %s, at most %d joining at once; types %s; windows of %s%s\n",
+		count(ic.Groups, "idle group"), r.RunID, ic.Groups-1, count(r.APIs, "API"), ic.Joins, types, ic.Window, scraped(ic.Scrape))
 	fmt.Fprintf(w, "join          %d joined, %d failed: p50 %s  p99 %s  max %s\n", len(r.Join), r.Failed, r.Join.q(0.5), r.Join.q(0.99), r.Join.q(1))
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  error: %s\n", r.FirstError)

@@ -37,13 +37,13 @@ func TestBenchIdle(t *testing.T) {
 
 	out.Reset()
 	progress.Reset()
-	if err := run(ctx, append(args, "--idle-groups", "12", "--window", "1s", "--settle", "1s", "--joins", "4", "--summary", summary), &out, &progress); err != nil {
+	if err := run(ctx, append(args, "--idle-groups", "12", "--window", "1s", "--settle", "1s", "--scrape", "300ms", "--joins", "4", "--summary", summary), &out, &progress); err != nil {
 		t.Fatalf("bench --idle-groups: %v\n%s\n%s", err, out.String(), progress.String())
 	}
 	report := out.String()
 	t.Logf("report:\n%s", report)
 	for _, want := range []string{
-		"scenario      12 idle groups", "all 5 routed to demo-consumer", "at most 4 joining at once",
+		"scenario      12 idle groups", "all 5 routed to demo-consumer", "at most 4 joining at once", "windows of 1s, /metrics scraped every 300ms throughout\n",
 		"join          12 joined, 0 failed: p50 ", "idle          0 events delivered (not acknowledged), 0 connections closed by the server",
 		"\nbaseline      nodes CPU ", "\nconnected     nodes CPU ", "\ndisconnected  nodes CPU ", "; a group ",
 		"groups        deleted afterwards (",
