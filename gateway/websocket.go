@@ -91,7 +91,9 @@ func (s *Server) newMelody() *melody.Melody {
 		switch {
 		case errors.Is(err, melody.ErrMessageBufferFull):
 			// A frame was dropped: the session cannot go on. A close
-			// frame would be dropped too, so the connection is cut.
+			// frame would be dropped too, so the connection is cut
+			// (once the frames before the dropped one are written, or
+			// the write deadline or batchCloseWait has passed).
 			s.log.Warn("websocket send buffer full; closing the session", "remote", ss.RemoteAddr().String())
 			_ = ss.WebsocketConnection().Close()
 		case errors.Is(err, melody.ErrSessionClosed), errors.Is(err, melody.ErrWriteClosed),
@@ -146,13 +148,13 @@ func (s *Server) getWebSocket(c *gin.Context) {
 	conn.ctx, conn.cancel = context.WithCancel(s.consume.ctx)
 	s.Metrics().SessionOpened(conn.client)
 	defer s.Metrics().SessionClosed(conn.client)
-	var w http.ResponseWriter = c.Writer
-	r := c.Request
+	w, r := &batchHijacker{ResponseWriter: c.Writer, hijack: c.Writer.Hijack}, c.Request
 	if h2 {
-		hj, r2 := h2Upgrade(c.Writer, c.Request)
-		defer hj.stream.Close() // before the handler returns (see h2Stream)
-		w, r = hj, r2
+		var stream *h2Stream
+		w, stream, r = h2Upgrade(c.Writer, c.Request)
+		defer stream.Close() // before the handler returns (see h2Stream)
 	}
+	defer w.close()
 	err = s.consume.ws.HandleRequestWithKeys(w, r, map[string]any{keyWSConn: conn})
 	// The session has ended: stop the pump, then release what is unsettled.
 	conn.cancel()

@@ -29,8 +29,9 @@ func isH2WebSocket(r *http.Request) bool {
 
 // h2Upgrade returns the writer and request to hand melody for an extended
 // CONNECT: a GET upgrade request (with a made-up key, which RFC 8441 does
-// without) and a writer whose Hijack yields the stream.
-func h2Upgrade(w http.ResponseWriter, r *http.Request) (*h2Hijacker, *http.Request) {
+// without) and a writer whose Hijack yields the stream; and the stream,
+// which must be closed before the handler returns.
+func h2Upgrade(w http.ResponseWriter, r *http.Request) (*batchHijacker, *h2Stream, *http.Request) {
 	r2 := r.Clone(r.Context())
 	r2.Method = http.MethodGet
 	r2.Header.Del(":protocol")
@@ -39,17 +40,9 @@ func h2Upgrade(w http.ResponseWriter, r *http.Request) (*h2Hijacker, *http.Reque
 	var key [16]byte
 	_, _ = rand.Read(key[:])
 	r2.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key[:]))
-	return &h2Hijacker{ResponseWriter: w, stream: &h2Stream{w: w, rc: http.NewResponseController(w), body: r.Body, remote: h2Addr(r.RemoteAddr)}}, r2
-}
-
-// h2Hijacker is the response writer melody upgrades.
-type h2Hijacker struct {
-	http.ResponseWriter
-	stream *h2Stream
-}
-
-func (h *h2Hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return h.stream, bufio.NewReadWriter(bufio.NewReader(h.stream), bufio.NewWriter(h.stream)), nil
+	stream := &h2Stream{w: w, rc: http.NewResponseController(w), body: r.Body, remote: h2Addr(r.RemoteAddr)}
+	hijack := func() (net.Conn, *bufio.ReadWriter, error) { return stream, nil, nil }
+	return &batchHijacker{ResponseWriter: w, hijack: hijack}, stream, r2
 }
 
 // h2Stream is an HTTP/2 stream as a net.Conn: reads come from the request
@@ -75,9 +68,13 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 	if s.closed {
 		return 0, errStreamClosed
 	}
+	frames := p
 	if !s.answered {
-		// gorilla's handshake answer: send its subprotocol with a 200.
-		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(p)), nil)
+		// gorilla's handshake answer, maybe with the first frames after
+		// it (writes are batched): send its subprotocol with a 200.
+		rd := bytes.NewReader(p)
+		br := bufio.NewReader(rd)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			return 0, errors.New("websocket over HTTP/2: unexpected handshake answer")
 		}
@@ -86,13 +83,15 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 		}
 		s.w.WriteHeader(http.StatusOK)
 		s.answered = true
-		return len(p), s.rc.Flush()
+		frames = p[len(p)-br.Buffered()-rd.Len():] // what the answer's head left
+		if len(frames) == 0 {
+			return len(p), s.rc.Flush()
+		}
 	}
-	n, err := s.w.Write(p)
-	if err == nil {
-		err = s.rc.Flush()
+	if _, err := s.w.Write(frames); err != nil {
+		return 0, err
 	}
-	return n, err
+	return len(p), s.rc.Flush()
 }
 
 func (s *h2Stream) Read(p []byte) (int, error) { return s.body.Read(p) }

@@ -52,8 +52,8 @@ const benchUsage = `Usage:
       what idle consumer groups cost: the nodes' CPU and resident memory with nothing
       connected (baseline), then N new groups idle-<run>-<i>, a WebSocket each (round robin
       over --api, at most --joins dialing at once; their join times), connected and idle,
-      then 2 s after they disconnect; each over --window; with --nats the groups are
-      deleted afterwards
+      then after they disconnect; each over --window, after --settle; every node's /metrics
+      scraped every --scrape throughout; with --nats the groups are deleted afterwards
 
 Flags:
 `
