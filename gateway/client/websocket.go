@@ -31,7 +31,7 @@ func (cs *Consumer) websocket(ctx, hctx context.Context, h Handler, connected *b
 	if cs.o.OnConnect != nil {
 		cs.o.OnConnect(proto)
 	}
-	ws := newWSSession(conn, cs.c.log, cs.o.MaxInFlight)
+	ws := newWSSession(conn, cs.c.log)
 	defer ws.close()
 	d := newDispatcher(hctx, h, ws, cs.o.ReleaseDelay)
 	d.noAck = cs.o.NoAck
@@ -53,23 +53,47 @@ func (cs *Consumer) websocket(ctx, hctx context.Context, h Handler, connected *b
 }
 
 // wsSession writes settle frames from one goroutine and tracks their
-// answers.
+// answers. The service answers a frame once what it settles is stored (a
+// commit round, up to ~50 ms under load) and reads at most 256 frames of a
+// connection under way at once: one frame per event capped a busy
+// connection at ~5,000 events/s. So settlements queued while a frame is
+// written, or while maxUnanswered frames wait for their answers, go out
+// together: consecutive ones of the same kind (op, delay, reason) share a
+// frame of up to maxAckIDs ack ids. A consumer that settles now and then
+// sends each at once; no timer is involved.
 type wsSession struct {
 	conn *websocket.Conn
 	log  *slog.Logger
-	out  chan []byte
+	kick chan struct{} // settlements are queued; capacity 1
 	done chan struct{} // closed by close: the writer stops
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex
+	queued  []settlement // not yet written, in the order settled
 	nextID  int
-	pending map[string]struct{}
+	pending map[string]struct{} // ids of frames written and not answered
 	closed  bool
-	idle    chan struct{} // closed and replaced when pending empties
+	idle    chan struct{} // closed and replaced when nothing is queued or pending
 }
 
-func newWSSession(conn *websocket.Conn, log *slog.Logger, credit int) *wsSession {
-	ws := &wsSession{conn: conn, log: log, out: make(chan []byte, 2*credit+16), done: make(chan struct{}),
+// settlement is one event's settlement, queued.
+type settlement struct {
+	op     settleOp
+	ackID  string
+	delay  time.Duration
+	reason string
+}
+
+const (
+	// maxAckIDs is the most ack ids the service takes in one frame.
+	maxAckIDs = 1000
+	// maxUnanswered is the most settle frames written and not answered:
+	// half of what the service reads of a connection at once.
+	maxUnanswered = 128
+)
+
+func newWSSession(conn *websocket.Conn, log *slog.Logger) *wsSession {
+	ws := &wsSession{conn: conn, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
 		pending: map[string]struct{}{}, idle: make(chan struct{})}
 	ws.wg.Add(1)
 	go ws.write()
@@ -81,7 +105,11 @@ func (ws *wsSession) write() {
 	failed := false
 	for {
 		select {
-		case b := <-ws.out:
+		case <-ws.kick:
+		case <-ws.done:
+			return
+		}
+		for _, b := range ws.frames() {
 			if failed {
 				continue // settle frames after a failure are lost; the events come again
 			}
@@ -90,34 +118,59 @@ func (ws *wsSession) write() {
 				failed = true
 				_ = ws.conn.Close() // the reader fails and the session ends
 			}
-		case <-ws.done:
-			return
 		}
 	}
 }
 
-// settle queues a settle frame with a request id.
+// frames takes the queued settlements as frames, each with a request id
+// that is pending until answered, while fewer than maxUnanswered are; the
+// rest stay queued until an answer comes (control kicks the writer).
+func (ws *wsSession) frames() [][]byte {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	var out [][]byte
+	q := ws.queued
+	for len(q) > 0 && len(ws.pending) < maxUnanswered {
+		n := 1
+		for n < len(q) && n < maxAckIDs && q[n].op == q[0].op && q[n].delay == q[0].delay && q[n].reason == q[0].reason {
+			n++
+		}
+		ids := make([]string, n)
+		for i, st := range q[:n] {
+			ids[i] = st.ackID
+		}
+		ws.nextID++
+		id := strconv.Itoa(ws.nextID)
+		ws.pending[id] = struct{}{}
+		f := map[string]any{"op": q[0].op, "ackIds": ids, "id": id}
+		if q[0].delay > 0 {
+			f["delay"] = q[0].delay.String()
+		}
+		if q[0].reason != "" {
+			f["reason"] = q[0].reason
+		}
+		b, _ := json.Marshal(f)
+		out = append(out, b)
+		q = q[n:]
+	}
+	if ws.queued = q; len(q) == 0 {
+		ws.queued = nil // the next settlements start a new array
+	}
+	return out
+}
+
+// settle queues a settlement for the writer.
 func (ws *wsSession) settle(op settleOp, ackID string, delay time.Duration, reason string) {
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
 		return
 	}
-	ws.nextID++
-	id := strconv.Itoa(ws.nextID)
-	ws.pending[id] = struct{}{}
+	ws.queued = append(ws.queued, settlement{op: op, ackID: ackID, delay: delay, reason: reason})
 	ws.mu.Unlock()
-	f := map[string]any{"op": op, "ackIds": []string{ackID}, "id": id}
-	if delay > 0 {
-		f["delay"] = delay.String()
-	}
-	if reason != "" {
-		f["reason"] = reason
-	}
-	b, _ := json.Marshal(f)
 	select {
-	case ws.out <- b:
-	case <-ws.done:
+	case ws.kick <- struct{}{}:
+	default: // the writer is already woken
 	}
 }
 
@@ -169,20 +222,28 @@ func (ws *wsSession) control(b []byte) {
 	}
 	ws.mu.Lock()
 	delete(ws.pending, id)
-	if len(ws.pending) == 0 {
+	if len(ws.pending) == 0 && len(ws.queued) == 0 {
 		close(ws.idle)
 		ws.idle = make(chan struct{})
 	}
+	more := len(ws.queued) > 0
 	ws.mu.Unlock()
+	if more {
+		select {
+		case ws.kick <- struct{}{}: // the writer may send what waited
+		default:
+		}
+	}
 }
 
-// drain waits until every queued frame is answered, at most d.
+// drain waits until every queued settlement is written and answered, at
+// most d.
 func (ws *wsSession) drain(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		ws.mu.Lock()
-		n, idle := len(ws.pending), ws.idle
+		n, idle := len(ws.pending)+len(ws.queued), ws.idle
 		ws.mu.Unlock()
 		if n == 0 {
 			return
