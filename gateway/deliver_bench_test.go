@@ -23,12 +23,16 @@ import (
 // -cpuprofile, with the previous build's to see what a change to the
 // delivery path does.
 func BenchmarkWebSocketDeliver(b *testing.B) {
-	for _, proto := range []string{"http1", "http2"} {
-		b.Run(proto, func(b *testing.B) { benchDeliver(b, proto == "http1") })
-	}
+	b.Run("http1", func(b *testing.B) { benchDeliver(b, client.ConsumerOptions{HTTP1: true}) })
+	b.Run("http2", func(b *testing.B) { benchDeliver(b, client.ConsumerOptions{}) })
 }
 
-func benchDeliver(b *testing.B, http1 bool) {
+// BenchmarkLongPollDeliver is BenchmarkWebSocketDeliver by long polling.
+func BenchmarkLongPollDeliver(b *testing.B) {
+	benchDeliver(b, client.ConsumerOptions{LongPolling: true})
+}
+
+func benchDeliver(b *testing.B, o client.ConsumerOptions) {
 	nodes := gatewaytest.NewCluster(b, gatewaytest.Options{
 		EventTypes: []broker.EventType{{Name: orderType, Schema: []byte(`{"type":"object"}`)}},
 		Clients: []broker.Client{
@@ -69,7 +73,8 @@ func benchDeliver(b *testing.B, http1 bool) {
 	defer cancel()
 	var got atomic.Int64
 	start := time.Now()
-	cs := c.Consumer(client.ConsumerOptions{Group: fmt.Sprintf("bench%d", b.N), MaxInFlight: 1000, HTTP1: http1})
+	o.Group, o.MaxInFlight = fmt.Sprintf("bench%d", b.N), 1000
+	cs := c.Consumer(o)
 	err = cs.Consume(ctx, func(context.Context, *client.Event) error {
 		if got.Add(1) == int64(b.N) {
 			cancel()

@@ -22,6 +22,46 @@ type settler interface {
 	settle(op settleOp, ackID string, delay time.Duration, reason string)
 }
 
+// settlement is one event's settlement, queued to be sent.
+type settlement struct {
+	op     settleOp
+	ackID  string
+	delay  time.Duration
+	reason string
+}
+
+// maxAckIDs is the most ack ids the service takes in one settlement
+// frame or request.
+const maxAckIDs = 1000
+
+// runLen is how many settlements from the start of q (not empty) go in
+// one frame or request: those of the first's kind (op, delay, reason), at
+// most maxAckIDs, so that settlements still apply in the order made.
+func runLen(q []settlement) int {
+	n := 1
+	for n < len(q) && n < maxAckIDs && q[n].op == q[0].op && q[n].delay == q[0].delay && q[n].reason == q[0].reason {
+		n++
+	}
+	return n
+}
+
+// request is the body of a settle request of run (settlements of one
+// kind): its ack ids, delay and reason.
+func request(run []settlement) map[string]any {
+	ids := make([]string, len(run))
+	for i, st := range run {
+		ids[i] = st.ackID
+	}
+	f := map[string]any{"ackIds": ids}
+	if run[0].delay > 0 {
+		f["delay"] = run[0].delay.String()
+	}
+	if run[0].reason != "" {
+		f["reason"] = run[0].reason
+	}
+	return f
+}
+
 // dispatcher runs the handler over the events of one connection:
 // concurrently across partition keys, in order within a key (CONTRACT §5,
 // pipelined order). The service delivers many events of a key at once;

@@ -76,21 +76,9 @@ type wsSession struct {
 	idle    chan struct{} // closed and replaced when nothing is queued or pending
 }
 
-// settlement is one event's settlement, queued.
-type settlement struct {
-	op     settleOp
-	ackID  string
-	delay  time.Duration
-	reason string
-}
-
-const (
-	// maxAckIDs is the most ack ids the service takes in one frame.
-	maxAckIDs = 1000
-	// maxUnanswered is the most settle frames written and not answered:
-	// half of what the service reads of a connection at once.
-	maxUnanswered = 128
-)
+// maxUnanswered is the most settle frames written and not answered: half
+// of what the service reads of a connection at once.
+const maxUnanswered = 128
 
 func newWSSession(conn *websocket.Conn, log *slog.Logger) *wsSession {
 	ws := &wsSession{conn: conn, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
@@ -131,24 +119,12 @@ func (ws *wsSession) frames() [][]byte {
 	var out [][]byte
 	q := ws.queued
 	for len(q) > 0 && len(ws.pending) < maxUnanswered {
-		n := 1
-		for n < len(q) && n < maxAckIDs && q[n].op == q[0].op && q[n].delay == q[0].delay && q[n].reason == q[0].reason {
-			n++
-		}
-		ids := make([]string, n)
-		for i, st := range q[:n] {
-			ids[i] = st.ackID
-		}
+		n := runLen(q)
 		ws.nextID++
 		id := strconv.Itoa(ws.nextID)
 		ws.pending[id] = struct{}{}
-		f := map[string]any{"op": q[0].op, "ackIds": ids, "id": id}
-		if q[0].delay > 0 {
-			f["delay"] = q[0].delay.String()
-		}
-		if q[0].reason != "" {
-			f["reason"] = q[0].reason
-		}
+		f := request(q[:n])
+		f["op"], f["id"] = q[0].op, id
 		b, _ := json.Marshal(f)
 		out = append(out, b)
 		q = q[n:]
