@@ -22,6 +22,7 @@ import (
 	"github.com/mevents/mevents/broker/brokertest"
 	"github.com/mevents/mevents/config"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The partition and nemesis suites: three `mevents serve` processes whose
@@ -463,7 +464,7 @@ func (c *chaosCluster) check() {
 	// lagging one included, so they cannot say what a node holds.
 	n := c.nodes[0]
 	js := operatorJSAt(t, n.cfg, n.cfg.NATS.Listen)
-	info := streamInfo(t, js, nemesisType)
+	info := leaderStreamInfo(t, js, nemesisType)
 	count, gaps := map[string]int{}, 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		data, ok := readThroughLeader(t, js.Conn(), broker.StreamName(nemesisType), seq)
@@ -507,6 +508,37 @@ func (c *chaosCluster) check() {
 // "temporarily unavailable" (10008): one whose full store makes it drop
 // the leader's appends does. Only the first answer to a JetStream API
 // request reaches the requester, so such a read is asked again.
+// leaderStreamInfo is the stream's info as its leader gives it, waiting
+// up to 30 s for one: a replica that sees the stream without a leader
+// answers too, with its own state, whose last sequence may be short of the
+// leader's (a replica over its store limit drops the leader's appends), so
+// reading up to it would miss acknowledged events. After 30 s without a
+// leader it returns what it got; the check then fails on the replica set.
+func leaderStreamInfo(t *testing.T, js jetstream.JetStream, typ string) *jetstream.StreamInfo {
+	t.Helper()
+	var info *jetstream.StreamInfo
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := js.Stream(ctx, broker.StreamName(typ))
+		if err == nil {
+			var i *jetstream.StreamInfo
+			if i, err = s.Info(ctx); err == nil {
+				info = i
+			}
+		}
+		cancel()
+		if info != nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			return info
+		}
+		if time.Now().After(deadline) {
+			if info == nil {
+				t.Fatalf("stream of %s: %v", typ, err)
+			}
+			return info
+		}
+	}
+}
+
 func readThroughLeader(t *testing.T, nc *nats.Conn, stream string, seq uint64) ([]byte, bool) {
 	t.Helper()
 	subject := "$JS.API.STREAM.MSG.GET." + stream
