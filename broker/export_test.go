@@ -107,6 +107,6 @@ func (n *Node) ForgetLagForTest() {
 	n.cursorSnap.byKey = nil
 	n.cursorSnap.mu.Unlock()
 	n.lagCache.mu.Lock()
-	n.lagCache.counts, n.lagCache.stamps = nil, nil
+	n.lagCache.counts.last, n.lagCache.stamps.last = nil, nil
 	n.lagCache.mu.Unlock()
 }

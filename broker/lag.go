@@ -139,18 +139,24 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 			}
 		}
 		if last := lasts[stream][p]; last > c.to {
-			after, err := cache.pending(pendingKey{stream, p, c.to + 1}, last, func() (uint64, error) {
-				return n.countAfter(ctx, stream, Subject(t, p, ""), c.to+1)
-			})
+			// A count holds while the partition's last event is the same.
+			after, err := cache.counts.get(pendingKey{stream, p, c.to + 1}, func(v pendingCount) bool { return v.last == last },
+				func() (pendingCount, error) {
+					k, err := n.countAfter(ctx, stream, Subject(t, p, ""), c.to+1)
+					return pendingCount{last, k}, err
+				})
 			if err != nil {
 				return nil, &mevents.Error{Code: mevents.CodeUnavailable, Message: "stream status unavailable", Err: err}
 			}
-			st.Pending += after
+			st.Pending += after.n
 		}
 		if oldest > 0 {
-			if at := cache.storedAt(stampKey{stream, oldest}, func() (time.Time, error) {
+			// Unknown (not kept: asked again next time) when the event is
+			// gone or the stream did not answer.
+			at, err := cache.stamps.get(stampKey{stream, oldest}, func(time.Time) bool { return true }, func() (time.Time, error) {
 				return n.storedAt(ctx, stream, oldest)
-			}); !at.IsZero() {
+			})
+			if err == nil {
 				st.OldestUnacked = Duration(now.Sub(at))
 			}
 		}
@@ -182,12 +188,10 @@ func (n *Node) Cursors(ctx context.Context) ([]CursorState, error) {
 // What one computation did not use is forgotten; all of it every
 // cursorReread, as a removed event would otherwise go unnoticed.
 type lagCache struct {
-	mu      sync.Mutex // held by a computation
-	since   time.Time
-	counts  map[pendingKey]pendingCount
-	stamps  map[stampKey]time.Time
-	nCounts map[pendingKey]pendingCount // the computation's
-	nStamps map[stampKey]time.Time
+	mu     sync.Mutex // held by a computation, from begin to end
+	since  time.Time
+	counts reuse[pendingKey, pendingCount]
+	stamps reuse[stampKey, time.Time]
 }
 
 type pendingKey struct {
@@ -206,48 +210,47 @@ type stampKey struct {
 // begin starts a computation with the cache; end ends it.
 func (c *lagCache) begin() {
 	c.mu.Lock()
-	if time.Since(c.since) > cursorReread {
-		c.since, c.counts, c.stamps = time.Now(), nil, nil
+	forget := time.Since(c.since) > cursorReread
+	if forget {
+		c.since = time.Now()
 	}
-	c.nCounts, c.nStamps = map[pendingKey]pendingCount{}, map[stampKey]time.Time{}
+	c.counts.begin(forget)
+	c.stamps.begin(forget)
 }
 
 func (c *lagCache) end() {
-	c.counts, c.stamps, c.nCounts, c.nStamps = c.nCounts, c.nStamps, nil, nil
+	c.counts.end()
+	c.stamps.end()
 	c.mu.Unlock()
 }
 
-// pending returns the events of a partition whose last event is last from
-// k.from on, asking count when it does not know.
-func (c *lagCache) pending(k pendingKey, last uint64, count func() (uint64, error)) (uint64, error) {
-	v, ok := c.nCounts[k]
-	if !ok {
-		if v, ok = c.counts[k]; !ok || v.last != last {
-			n, err := count()
-			if err != nil {
-				return 0, err
-			}
-			v = pendingCount{last, n}
-		}
+// reuse keeps the answers one computation used for the next: an answer
+// asked or reused between begin and end is kept, the others forgotten.
+type reuse[K comparable, V any] struct{ last, now map[K]V }
+
+func (r *reuse[K, V]) begin(forget bool) {
+	if forget {
+		r.last = nil
 	}
-	c.nCounts[k] = v
-	return v.n, nil
+	r.now = map[K]V{}
 }
 
-// storedAt returns when the event k (or the first after it) was stored,
-// asking get when it does not know; zero when it cannot tell.
-func (c *lagCache) storedAt(k stampKey, get func() (time.Time, error)) time.Time {
-	at, ok := c.nStamps[k]
+func (r *reuse[K, V]) end() { r.last, r.now = r.now, nil }
+
+// get returns k's answer: this computation's, else the last one's if
+// valid says it still holds, else ask's, kept unless it failed.
+func (r *reuse[K, V]) get(k K, valid func(V) bool, ask func() (V, error)) (V, error) {
+	v, ok := r.now[k]
 	if !ok {
-		if at, ok = c.stamps[k]; !ok {
+		if v, ok = r.last[k]; !ok || !valid(v) {
 			var err error
-			if at, err = get(); err != nil || at.IsZero() {
-				return time.Time{} // asked again next time
+			if v, err = ask(); err != nil {
+				return v, err
 			}
 		}
+		r.now[k] = v
 	}
-	c.nStamps[k] = at
-	return at
+	return v, nil
 }
 
 // cursorEntry is a cursor read from the store, with its key's parts.
@@ -401,11 +404,14 @@ func (n *Node) countAfter(ctx context.Context, stream, subject string, seq uint6
 	return pending + 1, nil
 }
 
-// storedAt returns when the first event stored from seq on was stored
-// (zero when none is).
+// storedAt returns when the first event stored from seq on was stored; an
+// error when none is.
 func (n *Node) storedAt(ctx context.Context, stream string, seq uint64) (time.Time, error) {
 	m, err := n.directGet(ctx, stream, directRequest{Seq: seq, NextBySubj: ">"})
-	if err != nil || m == nil {
+	if err == nil && m == nil {
+		err = fmt.Errorf("direct get of %s: no event from %d on", stream, seq)
+	}
+	if err != nil {
 		return time.Time{}, err
 	}
 	return time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
