@@ -110,3 +110,6 @@ func (n *Node) ForgetLagForTest() {
 	n.lagCache.counts.last, n.lagCache.stamps.last = nil, nil
 	n.lagCache.mu.Unlock()
 }
+
+// PeersKnownForTest returns how many peers the node's peer watch has seen.
+func (n *Node) PeersKnownForTest() int { return int(n.peersKnown.Load()) }

@@ -121,8 +121,13 @@ type Node struct {
 	loops sync.WaitGroup
 	// peerMissing: a peer this node had routes to has none now (peers.go).
 	peerMissing atomic.Bool
-	bgCtx       context.Context
-	bgCancel    context.CancelFunc
+	// cutOff: this node and the peers it has routes to are no majority
+	// of the peers it has known (peers.go).
+	cutOff atomic.Bool
+	// peersKnown counts the peers the peer watch has seen (peers.go).
+	peersKnown atomic.Int32
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
 }
 
 // NewNode returns a node that is not started yet: Open starts it.

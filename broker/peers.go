@@ -13,6 +13,11 @@ import (
 // readers whose consumer lived there start again at once. A peer whose
 // routes are cut without being closed (a silent network) is found out by
 // the route's pings, or by the pulls' heartbeats, whichever comes first.
+//
+// The watch also tells when the node, with the peers it still reaches, is
+// no majority of the peers it has known (cutOff): nothing can be stored
+// from there until the routes come back, and producers are told so at
+// once (publish.go) instead of after their timeout.
 
 const (
 	// peerWatch is how often the node looks at its routes.
@@ -39,7 +44,7 @@ func (n *Node) watchPeers() {
 		if now == nil {
 			continue
 		}
-		missing, appeared := false, false
+		missing, appeared, reached := false, false, 0
 		for name, ids := range now {
 			for id := range ids {
 				if seen != nil && !seen[name][id] {
@@ -64,7 +69,16 @@ func (n *Node) watchPeers() {
 				now[name] = map[string]bool{} // remembered, still missing
 			}
 		}
+		for _, ids := range now {
+			if len(ids) > 0 {
+				reached++
+			}
+		}
 		n.peerMissing.Store(missing)
+		// With the peers it reaches, this node is no majority of those it
+		// has known: it cannot store anything until the routes are back.
+		n.cutOff.Store(len(now) > 0 && 2*(reached+1) <= len(now)+1)
+		n.peersKnown.Store(int32(len(now)))
 		seen = now
 	}
 }

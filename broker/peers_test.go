@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,4 +69,39 @@ func TestReaderFollowsNodeLoss(t *testing.T) {
 		}
 	}
 	t.Logf("delivered %v after the kill; the reader now reads from %s", time.Since(killed).Round(time.Millisecond), s.ReaderHostForTest(consumeType))
+}
+
+// TestCutOffNodeRefusesAtOnce: a node that has lost its routes to both of
+// its peers cannot store anything: it refuses a request at once with a
+// message saying so, not after the producer's timeout (an atomic batch
+// would otherwise wait for a stream leader that never comes to its side).
+func TestCutOffNodeRefusesAtOnce(t *testing.T) {
+	nodes, _ := groupCluster(t, time.Minute)
+	publish(t, nodes[0], "prod", false, event(t, consumeType, "/s", "before", "k"))
+	for nodes[0].PeersKnownForTest() < 2 { // the peer watch has seen both
+		time.Sleep(50 * time.Millisecond)
+	}
+	nodes[1].KillForTest()
+	nodes[2].KillForTest()
+	for _, c := range []struct {
+		name   string
+		events []mevents.Event
+	}{
+		{"one event", []mevents.Event{event(t, consumeType, "/s", "one", "k")}},
+		{"atomic batch", []mevents.Event{event(t, consumeType, "/s", "b1", "k"), event(t, consumeType, "/s", "b2", "k")}},
+	} {
+		var err error
+		for range 20 { // the peer watch sees the routes gone within a tick
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err = nodes[0].Publish(ctx, broker.Publication{Producer: "prod", Events: c.events})
+			cancel()
+			if err != nil && strings.Contains(err.Error(), "cut off") {
+				break
+			}
+		}
+		var me *mevents.Error
+		if !errors.As(err, &me) || me.Code != mevents.CodeUnavailable || !strings.Contains(me.Message, "cut off from the rest of the cluster") {
+			t.Fatalf("%s on a node without peers: %v, want unavailable, cut off", c.name, err)
+		}
+	}
 }

@@ -61,12 +61,16 @@ type Publication struct {
 // each event exactly once.
 //
 // Errors are *Error with CodeUnavailable: no quorum, a timeout, a missing
-// stream, or a full store (its message says so).
+// stream, or a full store (its message says so). A node cut off from the
+// majority of its cluster (no routes to enough peers) refuses at once.
 func (n *Node) Publish(ctx context.Context, p Publication) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultPublishTimeout)
 		defer cancel()
+	}
+	if n.cutOff.Load() {
+		return errCutOff
 	}
 	msgs := stamp(p)
 	if n.atomicBatches() && oneType(p.Events) && len(msgs) > 1 && len(msgs) <= maxAtomicBatch {
@@ -147,6 +151,9 @@ func (n *Node) publishEach(ctx context.Context, msgs []*nats.Msg) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) && n.cutOff.Load() {
+				return errCutOff
+			}
 			return publishError(err)
 		case <-ctx.Done():
 			return publishError(ctx.Err())
@@ -174,6 +181,12 @@ const (
 	errCodeInsufficientResources jetstream.ErrorCode = 10023
 	errCodeStorageExceeded       jetstream.ErrorCode = 10047
 )
+
+// errCutOff is the error of a write refused because this node is cut off
+// from the majority of its cluster.
+var errCutOff = &mevents.Error{Code: mevents.CodeUnavailable,
+	Message: "this node is cut off from the rest of the cluster; retry with the same event ids on another node",
+	Err:     errors.New("publish: no routes to a majority of the cluster")}
 
 func publishError(err error) error {
 	var apiErr *jetstream.APIError

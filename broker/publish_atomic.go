@@ -59,8 +59,9 @@ var errBatchRepeats = errors.New("atomic batch refused: store event by event")
 // publishAtomic stores msgs, all of one stream, as one atomic batch. When
 // nobody answers the commit (no stream leader at that moment, as right
 // after a stream is made or while its leader changes), the whole batch is
-// sent again under a new id every 250 ms while ctx lasts: a batch nobody
-// committed is dropped by the server.
+// sent again under a new id every 250 ms while ctx lasts (a batch nobody
+// committed is dropped by the server), unless this node is cut off from
+// the majority of the cluster: then it fails at once.
 func (n *Node) publishAtomic(ctx context.Context, msgs []*nats.Msg) error {
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -74,6 +75,12 @@ func (n *Node) publishAtomic(ctx context.Context, msgs []*nats.Msg) error {
 		err = n.sendBatch(ctx, msgs)
 		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 			break
+		}
+		if n.cutOff.Load() {
+			// No leader comes to this side of a split: the producer is
+			// better served by another node at once than after its
+			// timeout.
+			return errCutOff
 		}
 	}
 	var apiErr *jetstream.APIError
