@@ -22,6 +22,17 @@ import (
 // wrote: one that finds another revision means another instance took the
 // partition (the views of the membership differed, or this instance was
 // taken for gone), and the owner drops it at once.
+//
+// An owner finds that out only at its next write, and hands events out
+// until ownLease after its last successful one. So a new owner that took
+// a partition from an owner that did not give it up (one taken for gone,
+// or still live after handoverWait) delivers nothing until that owner's
+// lease has run out: ownLease after the previous write, by the store's
+// timestamp of it (with clockMargin for the nodes' clocks), at most
+// ownLease after its own write. Else an event acknowledged through the
+// new owner could still go out from the old one: a succeeded ack undone.
+// An owner that died long before costs no wait; one taken over while it
+// was writing costs its successor up to ownLease.
 
 const (
 	// handoverWait bounds how long a new owner waits for a live previous
@@ -50,6 +61,9 @@ const (
 	// one that comes back writes — and finds out it lost them — before it
 	// delivers anything again.
 	ownLease = memberTTL - heartbeatInterval - 500*time.Millisecond
+	// clockMargin is how far apart the nodes' clocks may be when a new
+	// owner reads how long ago the previous owner last wrote.
+	clockMargin = 500 * time.Millisecond
 )
 
 // Errors of settlements, as clients read them.
@@ -126,8 +140,14 @@ func (s *Subscription) rebalance() {
 func (s *Subscription) takeover(ctx context.Context, k partKey) {
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		c, rev, sent, err := s.claim(ctx, k)
+		c, rev, sent, quiet, err := s.claim(ctx, k)
 		if err == nil {
+			if quiet > 0 { // the previous owner's lease runs out first
+				select {
+				case <-time.After(quiet):
+				case <-ctx.Done():
+				}
+			}
 			s.install(ctx, k, c, rev, sent)
 			return
 		}
@@ -144,44 +164,48 @@ func (s *Subscription) takeover(ctx context.Context, k partKey) {
 }
 
 // claim makes this instance the owner of partition k's cursor; sent is
-// when the write that did it was sent.
-func (s *Subscription) claim(ctx context.Context, k partKey) (c cursor, rev uint64, sent time.Time, err error) {
+// when the write that did it was sent, quiet how long the instance must
+// wait before it delivers (the previous owner's lease).
+func (s *Subscription) claim(ctx context.Context, k partKey) (c cursor, rev uint64, sent time.Time, quiet time.Duration, err error) {
 	kv, err := s.n.cursorsKV(ctx)
 	if err != nil {
-		return cursor{}, 0, sent, err
+		return cursor{}, 0, sent, 0, err
 	}
 	key := cursorKey(s.client.ID, s.group, k.typ, k.partition)
 	deadline := time.Now().Add(handoverWait)
 	for {
 		var upgraded bool
-		c, rev = cursor{}, 0
+		c, rev, quiet = cursor{}, 0, 0
 		e, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			if c, upgraded, err = s.startCursor(ctx, k.typ, k.partition); err != nil {
-				return cursor{}, 0, sent, err
+				return cursor{}, 0, sent, 0, err
 			}
 		case err != nil:
-			return cursor{}, 0, sent, err
+			return cursor{}, 0, sent, 0, err
 		default:
 			if c, err = parseCursor(e.Value()); err != nil {
-				return cursor{}, 0, sent, err
+				return cursor{}, 0, sent, 0, err
 			}
 			rev = e.Revision()
 			if c.owner != "" && c.owner != s.id && s.members.alive(k.typ, c.owner) && time.Now().Before(deadline) {
 				select { // the previous owner gives it up soon
 				case <-time.After(50 * time.Millisecond):
 				case <-ctx.Done():
-					return cursor{}, 0, sent, ctx.Err()
+					return cursor{}, 0, sent, 0, ctx.Err()
 				}
 				continue
+			}
+			if c.owner != "" && c.owner != s.id {
+				quiet = leaseLeft(time.Since(e.Created()))
 			}
 		}
 		c.owner, c.node, c.epoch = s.id, s.n.cfg.Name, c.epoch+1
 		sent = time.Now()
 		f, err := s.n.casCursor(key, &c, rev)
 		if err != nil {
-			return cursor{}, 0, sent, err
+			return cursor{}, 0, sent, 0, err
 		}
 		rev, err = awaitAck(ctx, f)
 		if isLost(err) {
@@ -190,8 +214,15 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (c cursor, rev uint
 		if err == nil && upgraded {
 			s.n.dropOldConsumer(ctx, s.client.ID, s.group, k.typ, k.partition)
 		}
-		return c, rev, sent, err
+		return c, rev, sent, quiet, err
 	}
+}
+
+// leaseLeft is how long a new owner waits before it delivers, the
+// previous owner (which did not give the partition up) having written
+// its cursor since ago: what may be left of that owner's lease.
+func leaseLeft(since time.Duration) time.Duration {
+	return min(ownLease, max(0, ownLease+clockMargin-since))
 }
 
 // install makes a claimed partition owned, unless ctx ended meanwhile (the

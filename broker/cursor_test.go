@@ -524,3 +524,51 @@ func TestGroupResumesAfterWholeClusterStop(t *testing.T) {
 		settle(t, s2, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
 	}
 }
+
+// TestTakeoverWaitsOutTheLease: an instance that takes a partition from an
+// owner that did not give it up (here a member nobody knows, as one taken
+// for gone) delivers nothing until that owner's lease has run out, counted
+// from its last write: the old owner may still be handing events out, and
+// one of them acknowledged through the new owner would go out again.
+func TestTakeoverWaitsOutTheLease(t *testing.T) {
+	n, reg := consumeNode(t)
+	ctx := context.Background()
+	a, _ := twoKeys()
+	publish(t, n, "prod", false, event(t, consumeType, "/s", "a1", a))
+	warm, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "warm"}) // makes the bucket
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, warm, 10*time.Second)
+	warm.Close()
+	kv, err := n.JetStream().KeyValue(ctx, broker.CursorBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("c2.lease.%s.%d", broker.StreamName(consumeType), mevents.Partition(a))
+	written := time.Now()
+	if _, err := kv.Put(ctx, key, []byte(`{"floor":0,"to":0,"open":[],"owner":"gone-but-writing","node":"n9","epoch":4}`)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := n.Subscribe(ctx, broker.SubscribeOptions{Client: reg.Client("c2"), Group: "lease"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, ev := next(t, s, 10*time.Second)
+	if after := time.Since(written); ev.ID != "a1" || after < broker.OwnLeaseForTest {
+		t.Fatalf("delivered %s %v after the previous owner's write; want a1, not before its lease (%v) ran out", ev.ID, after, broker.OwnLeaseForTest)
+	}
+	settle(t, s, broker.Settlement{Op: broker.SettleAck, AckIDs: []string{d.AckID}})
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Owner string `json:"owner"`
+		Epoch uint64 `json:"epoch"`
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Owner != s.MemberIDForTest() || rec.Epoch != 5 {
+		t.Fatalf("cursor after the takeover %s", e.Value())
+	}
+}

@@ -113,3 +113,6 @@ func (n *Node) ForgetLagForTest() {
 
 // PeersKnownForTest returns how many peers the node's peer watch has seen.
 func (n *Node) PeersKnownForTest() int { return int(n.peersKnown.Load()) }
+
+// OwnLeaseForTest is how long an owner delivers after its last write.
+const OwnLeaseForTest = ownLease
