@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -210,13 +211,13 @@ type ledger struct {
 	received  map[string]int
 	handled   map[string]bool           // delivered and handled (first time)
 	lastBatch map[string]int            // key → the highest batch handled
-	ackedOK   map[string]bool           // events whose ack was answered succeeded
+	ackedOK   map[string]ackedAt        // events whose ack was answered succeeded
 	counts    map[string]map[string]int // fault → figure → n
 }
 
 func newLedger() *ledger {
 	l := &ledger{acked: map[string]string{}, received: map[string]int{}, handled: map[string]bool{},
-		lastBatch: map[string]int{}, ackedOK: map[string]bool{}, counts: map[string]map[string]int{}}
+		lastBatch: map[string]int{}, ackedOK: map[string]ackedAt{}, counts: map[string]map[string]int{}}
 	l.setFault("none")
 	return l
 }
@@ -251,15 +252,35 @@ func (l *ledger) ack(ids []string) {
 	}
 }
 
-// deliver records a delivery of event id (key, batch) and says whether the
-// consumer handles it (false: it handled it before).
-func (l *ledger) deliver(t *testing.T, id, key string, batch int) {
+// ackedAt is an acknowledgement answered succeeded: its ack id, the
+// consumer instance that sent it and when the answer was read.
+type ackedAt struct {
+	ackID    string
+	instance int
+	at       time.Time
+}
+
+// plainAckID decodes an ack id (m1.<member>.<epoch>.<partition>.<seq>.<count>.…)
+// for a failure's message.
+func plainAckID(a string) string {
+	if b, err := base64.RawURLEncoding.DecodeString(a); err == nil {
+		return string(b)
+	}
+	return a
+}
+
+// deliver records a delivery of event id (key, batch) to consumer instance
+// inst with ack id ackID and says whether the consumer handles it (false:
+// it handled it before).
+func (l *ledger) deliver(t *testing.T, id, key string, batch, inst int, ackID string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.received[id]++
-	if l.ackedOK[id] {
+	if a, ok := l.ackedOK[id]; ok {
 		l.counts[l.fault]["settlements undone"]++
-		t.Errorf("event %s delivered again after its ack succeeded", id)
+		// Both ack ids say which instance and owner epoch delivered.
+		t.Errorf("event %s delivered again (instance %d, ack id %s) %v after its ack succeeded (instance %d, ack id %s)",
+			id, inst, plainAckID(ackID), time.Since(a.at).Round(time.Millisecond), a.instance, plainAckID(a.ackID))
 	}
 	if l.handled[id] {
 		l.counts[l.fault]["delivered twice"]++
@@ -274,11 +295,13 @@ func (l *ledger) deliver(t *testing.T, id, key string, batch int) {
 	l.lastBatch[key] = batch
 }
 
-func (l *ledger) settled(ids []string) {
+// settled records the events acknowledged by instance inst, by ack id.
+func (l *ledger) settled(inst int, ackIDs map[string]string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, id := range ids {
-		l.ackedOK[id] = true
+	now := time.Now()
+	for ack, id := range ackIDs {
+		l.ackedOK[id] = ackedAt{ackID: ack, instance: inst, at: now}
 	}
 }
 
@@ -372,12 +395,12 @@ func (c *chaosCluster) consume(ctx context.Context, tlsConfig *tls.Config, first
 				break
 			}
 			if f.Op == "result" {
-				var ids []string
+				ids := map[string]string{}
 				for _, a := range f.Succeeded {
-					ids = append(ids, out[a])
+					ids[a] = out[a]
 					delete(out, a)
 				}
-				c.ledger.settled(ids)
+				c.ledger.settled(first, ids)
 				continue
 			}
 			if f.AckID == "" {
@@ -387,7 +410,7 @@ func (c *chaosCluster) consume(ctx context.Context, tlsConfig *tls.Config, first
 			if _, err := fmt.Sscanf(f.ID, "p%d-b%d-%d", &w, &batch, &k); err != nil {
 				continue
 			}
-			c.ledger.deliver(c.t, f.ID, f.Key, batch)
+			c.ledger.deliver(c.t, f.ID, f.Key, batch, first, f.AckID)
 			out[f.AckID] = f.ID
 			if err := conn.WriteJSON(map[string]any{"op": "ack", "ackIds": []string{f.AckID}, "id": f.AckID}); err != nil {
 				break
