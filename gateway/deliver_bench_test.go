@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/mevents/mevents/broker"
 	"github.com/mevents/mevents/gateway/client"
 	"github.com/mevents/mevents/gateway/gatewaytest"
@@ -27,12 +28,51 @@ func BenchmarkWebSocketDeliver(b *testing.B) {
 	b.Run("http2", func(b *testing.B) { benchDeliver(b, client.ConsumerOptions{}) })
 }
 
+// BenchmarkWebSocketFrameAcks is BenchmarkWebSocketDeliver for a client
+// written the simplest way, not with the Go client: one WebSocket over
+// HTTP/1.1 read in one loop that answers each event with an ack frame of
+// its own, with an id (so the service answers it), and never waits for
+// the answers. A settle frame is answered after the commit that stores
+// it, so how many such frames a connection may have under way bounds what
+// that client gets.
+func BenchmarkWebSocketFrameAcks(b *testing.B) {
+	n := benchStore(b)
+	d := websocket.Dialer{TLSClientConfig: n.TLSConfig("consumer"), Subprotocols: []string{"cloudevents.json"}, HandshakeTimeout: 10 * time.Second}
+	b.ResetTimer()
+	start := time.Now()
+	conn, _, err := d.Dial("wss://"+strings.TrimPrefix(n.URL, "https://")+fmt.Sprintf("/v1/subscription/ws?group=frames%d&maxInFlight=1000", b.N), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	for got := 0; got < b.N; {
+		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+		var f struct {
+			Op    string `json:"op"`
+			AckID string `json:"ackid"`
+		}
+		if err := conn.ReadJSON(&f); err != nil {
+			b.Fatalf("after %d of %d events: %v", got, b.N, err)
+		}
+		if f.AckID == "" {
+			continue // an answer
+		}
+		got++
+		if err := conn.WriteJSON(map[string]any{"op": "ack", "ackIds": []string{f.AckID}, "id": got}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
 // BenchmarkLongPollDeliver is BenchmarkWebSocketDeliver by long polling.
 func BenchmarkLongPollDeliver(b *testing.B) {
 	benchDeliver(b, client.ConsumerOptions{LongPolling: true})
 }
 
-func benchDeliver(b *testing.B, o client.ConsumerOptions) {
+// benchStore returns a node of a new cluster with b.N events of ~1 KiB over
+// 1,000 keys stored.
+func benchStore(b *testing.B) *gatewaytest.Node {
 	nodes := gatewaytest.NewCluster(b, gatewaytest.Options{
 		EventTypes: []broker.EventType{{Name: orderType, Schema: []byte(`{"type":"object"}`)}},
 		Clients: []broker.Client{
@@ -62,6 +102,11 @@ func benchDeliver(b *testing.B, o client.ConsumerOptions) {
 			b.Fatalf("produce: status %d", resp.StatusCode)
 		}
 	}
+	return n
+}
+
+func benchDeliver(b *testing.B, o client.ConsumerOptions) {
+	n := benchStore(b)
 	c, err := client.New(client.Config{URL: n.URL, TLS: n.TLSConfig("consumer")})
 	if err != nil {
 		b.Fatal(err)

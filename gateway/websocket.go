@@ -37,8 +37,12 @@ const (
 	// wsControlBuffer is the room in a session's send buffer for result
 	// and error frames beside the at most maxMaxInFlight events.
 	wsControlBuffer = 64
-	// wsSettling bounds the settle frames of a session under way at once.
-	wsSettling    = 256
+	// wsSettling bounds the settle frames of a session under way at once
+	// (each waits for its commit round, ~50 ms under load): a client that
+	// acknowledges each event in a frame of its own gets wsSettling frames
+	// a round (256 capped such a client near 5,000 events/s; this, about
+	// 20,000: BenchmarkWebSocketFrameAcks).
+	wsSettling    = maxMaxInFlight
 	keyWSConn     = "mevents.ws"
 	settleTimeout = 10 * time.Second
 )
