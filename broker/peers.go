@@ -17,7 +17,10 @@ import (
 // The watch also tells when the node, with the peers it still reaches, is
 // no majority of the peers it has known (cutOff): nothing can be stored
 // from there until the routes come back, and producers are told so at
-// once (publish.go) instead of after their timeout.
+// once (publish.go) instead of after their timeout. A peer without routes
+// for peerForget is forgotten (a node removed or renamed); a split that
+// lasts longer leaves producers on the cut-off side waiting for their
+// timeout again, as before.
 
 const (
 	// peerWatch is how often the node looks at its routes.
@@ -27,6 +30,10 @@ const (
 	// counts it as behind (3 Raft heartbeats), and such a request is never
 	// answered. Given up, the reader asks again and lands elsewhere.
 	createWhilePeerMissing = 2 * time.Second
+	// peerForget is how long a peer without routes is remembered as one:
+	// a node removed from the cluster, or replaced under another name,
+	// must not count forever against this node's majority (cutOff).
+	peerForget = 2 * time.Minute
 )
 
 // watchPeers runs until the node closes; n.loops counts it.
@@ -34,6 +41,7 @@ func (n *Node) watchPeers() {
 	t := time.NewTicker(peerWatch)
 	defer t.Stop()
 	var seen map[string]map[string]bool // peer name → the server ids of its routes
+	gone := map[string]time.Time{}      // peer name → since when it has no route
 	for {
 		select {
 		case <-n.bgCtx.Done():
@@ -64,10 +72,19 @@ func (n *Node) watchPeers() {
 					break
 				}
 			}
-			if len(now[name]) == 0 {
-				missing = true
-				now[name] = map[string]bool{} // remembered, still missing
+			if len(now[name]) > 0 {
+				delete(gone, name)
+				continue
 			}
+			if gone[name].IsZero() {
+				gone[name] = time.Now()
+			}
+			if time.Since(gone[name]) > peerForget {
+				delete(gone, name) // removed, or renamed: not a peer any more
+				continue
+			}
+			missing = true
+			now[name] = map[string]bool{} // remembered, still missing
 		}
 		for _, ids := range now {
 			if len(ids) > 0 {
