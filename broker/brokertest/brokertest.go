@@ -13,21 +13,57 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mevents/mevents/broker"
 )
 
-// nextPort hands out ports in turn from a random start, so that no two
-// calls in one test process return the same port. It is the package's one
-// piece of state, and only tests import the package.
-var nextPort = func() *atomic.Int32 {
-	var p atomic.Int32
-	p.Store(int32(20000 + rand.IntN(10000)))
-	return &p
+// Ports are handed out in turn within a block of portBlock ports that this
+// test process holds alone: several test processes run at once (go test
+// runs packages in parallel), and a port one of them found free and
+// handed to a node it starts in another process could be taken by another
+// test process meanwhile ("address already in use"). A process holds its
+// block by an advisory lock on a file named after it in the temporary
+// directory, for as long as it runs. The block and the next port are the
+// package's one piece of state, and only tests import the package.
+const (
+	portBase   = 20000
+	portBlock  = 1000
+	portBlocks = 12 // up to 32000, below the kernel's ephemeral range
+)
+
+var ports = func() struct {
+	base int32
+	next *atomic.Int32
+	lock *os.File // kept: closing it (or its finalizer) would end the lock
+} {
+	first := rand.IntN(portBlocks)
+	var lock *os.File
+	base := portBase + first*portBlock // shared, if every block is held
+	for i := range portBlocks {
+		b := (first + i) % portBlocks
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("mevents-test-ports-%d.lock", b)), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			break
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			base, lock = portBase+b*portBlock, f // held as long as the process runs
+			break
+		}
+		f.Close()
+	}
+	next := &atomic.Int32{}
+	next.Store(int32(rand.IntN(portBlock)))
+	return struct {
+		base int32
+		next *atomic.Int32
+		lock *os.File
+	}{int32(base), next, lock}
 }()
 
 // FreeAddr returns 127.0.0.1:port with a port that is free now, below the
@@ -37,7 +73,7 @@ var nextPort = func() *atomic.Int32 {
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	for i := 0; i < 200; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", nextPort.Add(1))
+		addr := fmt.Sprintf("127.0.0.1:%d", ports.base+ports.next.Add(1)%portBlock)
 		if ln, err := net.Listen("tcp", addr); err == nil {
 			ln.Close()
 			return addr
