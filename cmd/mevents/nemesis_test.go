@@ -587,12 +587,6 @@ func (c *chaosCluster) readFast(info *jetstream.StreamInfo) map[uint64]string {
 	return seen
 }
 
-// readThroughLeader reads event seq of stream from the stream's leader;
-// false when the leader has no event there. Besides the leader, a replica
-// that sees the stream without a leader answers at once that JetStream is
-// "temporarily unavailable" (10008): one whose full store makes it drop
-// the leader's appends does. Only the first answer to a JetStream API
-// request reaches the requester, so such a read is asked again.
 // leaderStreamInfo is the stream's info as its leader gives it, waiting
 // up to 30 s for one: a replica that sees the stream without a leader
 // answers too, with its own state, whose last sequence may be short of the
@@ -624,6 +618,12 @@ func leaderStreamInfo(t *testing.T, js jetstream.JetStream, typ string) *jetstre
 	}
 }
 
+// readThroughLeader reads event seq of stream from the stream's leader;
+// false when the leader has no event there. Besides the leader, a replica
+// that sees the stream without a leader answers at once that JetStream is
+// "temporarily unavailable" (10008): one whose full store makes it drop
+// the leader's appends does. Only the first answer to a JetStream API
+// request reaches the requester, so such a read is asked again.
 func readThroughLeader(t *testing.T, nc *nats.Conn, stream string, seq uint64) ([]byte, bool) {
 	t.Helper()
 	subject := "$JS.API.STREAM.MSG.GET." + stream
