@@ -54,9 +54,11 @@ func (cs *Consumer) websocket(ctx, hctx context.Context, h Handler, connected *b
 
 // wsSession writes settle frames from one goroutine and tracks their
 // answers. The service answers a frame once what it settles is stored (a
-// commit round, up to ~50 ms under load) and reads at most 256 frames of a
-// connection under way at once: one frame per event capped a busy
-// connection at ~5,000 events/s. So settlements queued while a frame is
+// commit round, up to ~50 ms under load) and reads a bounded number of a
+// connection's frames under way at once (1,000; 256 before 5 December
+// 2026): one frame per event costs a frame and a place in that bound
+// each, and capped a busy connection at ~5,000 events/s on the services
+// of that bound. So settlements queued while a frame is
 // written, or while maxUnanswered frames wait for their answers, go out
 // together: consecutive ones of the same kind (op, delay, reason) share a
 // frame of up to maxAckIDs ack ids. A consumer that settles now and then
@@ -77,7 +79,8 @@ type wsSession struct {
 }
 
 // maxUnanswered is the most settle frames written and not answered: half
-// of what the service reads of a connection at once.
+// of what a service of the smallest bound (256) reads of a connection at
+// once, so that the connection's reads never wait on it.
 const maxUnanswered = 128
 
 func newWSSession(conn *websocket.Conn, log *slog.Logger) *wsSession {
