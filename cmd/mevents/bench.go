@@ -47,7 +47,7 @@ type benchConfig struct {
 const benchUsage = `Usage:
   mevents bench [flags]
       producers over HTTP/2 and WebSocket consumers in one group: throughput, latencies,
-      with --nats JetStream itself for comparison, with --ops the nodes' CPU per event
+      with --nats JetStream itself for comparison, with --ops the nodes' CPU per event (and the bench's own)
   mevents bench --idle-groups N [--types a,b] [--joins 8] [--window 1m] [--settle 45s] [--scrape 15s] [--ops URLs] [flags]
       what idle consumer groups cost: the nodes' CPU and resident memory with nothing
       connected (baseline), then N new groups idle-<run>-<i>, a WebSocket each (round robin
@@ -177,8 +177,12 @@ func (r *benchReport) print(w io.Writer) {
 		for i, b := range u.RSS {
 			mib[i] = strconv.Itoa(int(b / (1 << 20)))
 		}
-		fmt.Fprintf(w, "nodes      CPU %.2f cores, %s per event produced; resident memory %s MiB\n",
-			u.cores(), u.perEvent(), strings.Join(mib, ", "))
+		self := ""
+		if u.SelfKnown {
+			self = fmt.Sprintf("; the bench process %.2f cores", u.selfCores())
+		}
+		fmt.Fprintf(w, "nodes      CPU %.2f cores, %s per event produced; resident memory %s MiB%s\n",
+			u.cores(), u.perEvent(), strings.Join(mib, ", "), self)
 	}
 	if raw != nil && (raw.PublishUsage != nil || raw.PublishedUsage != nil) {
 		var parts []string

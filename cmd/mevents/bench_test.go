@@ -90,6 +90,11 @@ func TestBench(t *testing.T) {
 		r.Raw.PublishUsage == nil || r.Raw.PublishUsage.CPU <= 0 || r.Raw.PublishedUsage == nil || r.Raw.PublishedUsage.CPU <= 0 {
 		t.Fatalf("node usage %+v, raw %+v and %+v", r.Usage, r.Raw.PublishUsage, r.Raw.PublishedUsage)
 	}
+	// and, where the system tells, its own (here the node's too: it runs in
+	// this process).
+	if _, ok := processCPU(); ok && (!r.Usage.SelfKnown || r.Usage.Self <= 0) {
+		t.Fatalf("bench process CPU %v (known %v)", r.Usage.Self, r.Usage.SelfKnown)
+	}
 	// With operator credentials the bench deletes its group afterwards.
 	if n := groupCursors(t, c, r.Group); n != 0 {
 		t.Fatalf("%d cursors of the bench group %s are left", n, r.Group)
@@ -97,7 +102,7 @@ func TestBench(t *testing.T) {
 	var out bytes.Buffer
 	r.print(&out)
 	for _, want := range []string{"produced   600 events", "delivered  600 events", "end-to-end latency p50", "gateway/raw =", "gateway/raw end to end =",
-		"per event produced; resident memory", "raw nodes  CPU publishing alone"} {
+		"per event produced; resident memory", "raw nodes  CPU publishing alone", "; the bench process "} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, out.String())
 		}

@@ -26,10 +26,18 @@ type usageWindow struct {
 	Window  time.Duration
 	Events  int64     // events produced in the window
 	RSS     []float64 // each node's resident bytes at its end
+	// Self is the CPU the bench process used in the window, when
+	// measured (SelfKnown): on one machine with the nodes, the load
+	// generator's own share.
+	Self      time.Duration
+	SelfKnown bool
 }
 
 // cores is the CPU the nodes used, in cores.
 func (u *usageWindow) cores() float64 { return u.CPU / u.Window.Seconds() }
+
+// selfCores is the CPU the bench process used in the window, in cores.
+func (u *usageWindow) selfCores() float64 { return u.Self.Seconds() / u.Window.Seconds() }
 
 // perEvent is the nodes' CPU per event produced.
 func (u *usageWindow) perEvent() time.Duration {
@@ -86,10 +94,12 @@ func (u *usageWindow) perNode() (total float64, nodes, mib []float64) {
 // listeners' /metrics (process_cpu_seconds_total, in steps of 10 ms). A
 // nil meter measures nothing.
 type usageMeter struct {
-	urls  []string
-	start nodeUsage
-	at    time.Time
-	err   error
+	urls      []string
+	start     nodeUsage
+	self      time.Duration // the bench process's CPU at the start
+	selfKnown bool
+	at        time.Time
+	err       error
 }
 
 func newUsageMeter(ctx context.Context, urls []string) *usageMeter {
@@ -97,6 +107,7 @@ func newUsageMeter(ctx context.Context, urls []string) *usageMeter {
 		return nil
 	}
 	m := &usageMeter{urls: urls, at: time.Now()}
+	m.self, m.selfKnown = processCPU()
 	m.start, m.err = scrapeUsage(ctx, urls)
 	return m
 }
@@ -113,6 +124,9 @@ func (m *usageMeter) end(ctx context.Context, events int64, progress io.Writer) 
 		return nil
 	}
 	w := &usageWindow{CPU: u.CPU - m.start.CPU, Window: time.Since(m.at), Events: events, RSS: u.RSS}
+	if self, ok := processCPU(); ok && m.selfKnown {
+		w.Self, w.SelfKnown = self-m.self, true
+	}
 	for i, cpu := range u.NodeCPU {
 		w.NodeCPU = append(w.NodeCPU, cpu-m.start.NodeCPU[i])
 	}
