@@ -39,12 +39,19 @@ const (
 	// more partitions to come or go.
 	restartGather = 25 * time.Millisecond
 	// stallCheck is how long a reader that read something within
-	// stallWindow (or has read nothing yet: once) waits for its next event
-	// before it asks its consumer whether events are held up: a pull's accounting can go wrong (a
+	// stallWindow waits for its next event before it asks its consumer
+	// whether events are held up: a pull's accounting can go wrong (a
 	// delivery dropped by a full iterator, whose pull then seems to be
 	// outstanding), and nats.go notices only after two missed heartbeats.
 	stallCheck  = 5 * time.Second
 	stallWindow = time.Minute
+	// firstCheck is how long a new consumer's reader waits for its first
+	// event before it asks, once: a reader is made when there is
+	// something to read (or its partitions changed), so a first pull lost
+	// on its way (seen under load: a partition's share of a group stood
+	// still for the whole stallCheck) costs this, not 5 s. It is the same
+	// one request a new reader asked after stallCheck before.
+	firstCheck = time.Second
 )
 
 // reader is the reader of one type of one instance.
@@ -283,7 +290,7 @@ func (r *reader) read(name string, filters []string, start uint64) (ok, parked b
 		if !r.waitRoom() {
 			return true, false
 		}
-		m, err := it.Next(jetstream.NextMaxWait(min(stallCheck, r.parkDelay)))
+		m, err := it.Next(jetstream.NextMaxWait(nextWait(lastAt.IsZero() && !checkedFirst, r.parkDelay)))
 		if errors.Is(err, nats.ErrTimeout) {
 			// Only readers that read a moment ago ask, and a new one once:
 			// every idle reader asking every stallCheck would cost the
@@ -317,6 +324,17 @@ func (r *reader) read(name string, filters []string, start uint64) (ok, parked b
 		since = lastAt
 		s.ingest(r.typ, m, meta.Sequence.Stream)
 	}
+}
+
+// nextWait is how long a reader waits for its next event before it looks
+// into why none came: firstCheck for a new consumer that has read nothing
+// and not asked yet, stallCheck otherwise, and never beyond the delay
+// after which it parks.
+func nextWait(first bool, parkDelay time.Duration) time.Duration {
+	if first {
+		return min(firstCheck, parkDelay)
+	}
+	return min(stallCheck, parkDelay)
 }
 
 // stalled says whether the reader's consumer holds events back from it:
