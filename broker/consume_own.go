@@ -189,15 +189,16 @@ func (s *Subscription) claim(ctx context.Context, k partKey) (c cursor, rev uint
 				return cursor{}, 0, sent, 0, err
 			}
 			rev = e.Revision()
-			if c.owner != "" && c.owner != s.id && s.members.alive(k.typ, c.owner) && time.Now().Before(deadline) {
-				select { // the previous owner gives it up soon
-				case <-time.After(50 * time.Millisecond):
-				case <-ctx.Done():
-					return cursor{}, 0, sent, 0, ctx.Err()
-				}
-				continue
-			}
 			if c.owner != "" && c.owner != s.id {
+				if s.members.alive(k.typ, c.owner) && time.Now().Before(deadline) {
+					select { // the previous owner gives it up soon
+					case <-time.After(50 * time.Millisecond):
+					case <-ctx.Done():
+						return cursor{}, 0, sent, 0, ctx.Err()
+					}
+					continue
+				}
+				// It did not give it up: what may be left of its lease.
 				quiet = leaseLeft(time.Since(e.Created()))
 			}
 		}

@@ -49,8 +49,8 @@ const (
 	// event before it asks, once: a reader is made when there is
 	// something to read (or its partitions changed), so a first pull lost
 	// on its way (seen under load: a partition's share of a group stood
-	// still for the whole stallCheck) costs this, not 5 s. It is the same
-	// one request a new reader asked after stallCheck before.
+	// still for the whole stallCheck) costs this, not stallCheck. A new
+	// reader asks once either way: one consumer info request.
 	firstCheck = time.Second
 )
 

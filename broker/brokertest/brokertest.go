@@ -37,14 +37,21 @@ const (
 	portBlocks = 12 // up to 32000, below the kernel's ephemeral range
 )
 
-var ports = func() struct {
+// heldPorts is the block of ports this process holds and the next one
+// to hand out within it.
+type heldPorts struct {
 	base int32
-	next *atomic.Int32
+	next atomic.Int32
 	lock *os.File // kept: closing it (or its finalizer) would end the lock
-} {
+}
+
+var ports = holdPorts()
+
+// holdPorts takes the first free block from a random one on; when every
+// block is held it shares that random one, unlocked.
+func holdPorts() *heldPorts {
 	first := rand.IntN(portBlocks)
-	var lock *os.File
-	base := portBase + first*portBlock // shared, if every block is held
+	h := &heldPorts{base: int32(portBase + first*portBlock)}
 	for i := range portBlocks {
 		b := (first + i) % portBlocks
 		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("mevents-test-ports-%d.lock", b)), os.O_CREATE|os.O_RDWR, 0o644)
@@ -52,19 +59,14 @@ var ports = func() struct {
 			break
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			base, lock = portBase+b*portBlock, f // held as long as the process runs
+			h.base, h.lock = int32(portBase+b*portBlock), f // held as long as the process runs
 			break
 		}
 		f.Close()
 	}
-	next := &atomic.Int32{}
-	next.Store(int32(rand.IntN(portBlock)))
-	return struct {
-		base int32
-		next *atomic.Int32
-		lock *os.File
-	}{int32(base), next, lock}
-}()
+	h.next.Store(int32(rand.IntN(portBlock)))
+	return h
+}
 
 // FreeAddr returns 127.0.0.1:port with a port that is free now, below the
 // kernel's ephemeral range (32768 and up on Linux): a port of that range,

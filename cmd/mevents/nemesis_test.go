@@ -491,7 +491,7 @@ func (c *chaosCluster) check() {
 	info := leaderStreamInfo(t, js, nemesisType)
 	// Most events come in batched direct gets; the rest one at a time
 	// through the leader, which decides.
-	seen := c.readFast(info)
+	seen := c.readFast(js.Conn(), info)
 	count, gaps, slow := map[string]int{}, 0, 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		id, ok := seen[seq]
@@ -545,10 +545,8 @@ func (c *chaosCluster) check() {
 // full one too: what it has is what the leader stored, but it may stop
 // short (404) or skip some. check reads what it did not return through
 // the leader.
-func (c *chaosCluster) readFast(info *jetstream.StreamInfo) map[uint64]string {
+func (c *chaosCluster) readFast(nc *nats.Conn, info *jetstream.StreamInfo) map[uint64]string {
 	seen := map[uint64]string{}
-	n := c.nodes[0]
-	nc := operatorJSAt(c.t, n.cfg, n.cfg.NATS.Listen).Conn()
 	subject := "$JS.API.DIRECT.GET." + broker.StreamName(nemesisType)
 	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; {
 		inbox := nc.NewRespInbox()
